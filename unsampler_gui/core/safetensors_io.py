@@ -1,0 +1,170 @@
+"""A strict, dependency-free reader for the safetensors container (header and byte ranges).
+
+Reads only what it is asked for: the header, or one tensor's byte range. Every malformed input
+raises ``BadFileError`` with a one-line reason; nothing is ever executed or unpickled.
+Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data region.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .errors import BadFileError
+
+#: Headers larger than this are refused (safetensors' own limit is 100 MB).
+MAX_HEADER_BYTES = 100_000_000
+
+#: safetensors dtype name -> (numpy dtype or None, itemsize). BF16 has no numpy dtype; it is read as uint16.
+DTYPES = {
+    "F64": (np.dtype("<f8"), 8), "F32": (np.dtype("<f4"), 4), "F16": (np.dtype("<f2"), 2),
+    "BF16": (np.dtype("<u2"), 2), "I64": (np.dtype("<i8"), 8), "I32": (np.dtype("<i4"), 4),
+    "I16": (np.dtype("<i2"), 2), "I8": (np.dtype("i1"), 1), "U8": (np.dtype("u1"), 1),
+    "BOOL": (np.dtype("?"), 1), "U16": (np.dtype("<u2"), 2), "U32": (np.dtype("<u4"), 4),
+    "U64": (np.dtype("<u8"), 8), "F8_E4M3": (None, 1), "F8_E5M2": (None, 1),
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple
+    start: int  # absolute file offsets of the data
+    end: int
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    path: str
+    file_size: int
+    header_size: int
+    tensors: dict  # name -> TensorInfo, in header order
+    metadata: dict  # __metadata__ (str -> str), {} when absent
+
+    @property
+    def data_start(self) -> int:
+        return 8 + self.header_size
+
+
+def _fail(path, why) -> BadFileError:
+    return BadFileError(f"{os.path.basename(str(path))}: {why}")
+
+
+def open_checked(path):
+    """Open a file for binary reading, turning OS errors into clear messages."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise BadFileError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise BadFileError(f"{p}: is a folder, not a file")
+    try:
+        return open(p, "rb")
+    except PermissionError:
+        raise BadFileError(f"{p}: permission denied (cannot read the file)") from None
+    except OSError as e:
+        raise BadFileError(f"{p}: cannot open ({e.strerror or e})") from None
+
+
+def read_header(path, max_header: int = MAX_HEADER_BYTES) -> SafetensorsHeader:
+    """Parse and validate a safetensors header. Reads 8 + N bytes, never the data."""
+    with open_checked(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise _fail(path, "the file is empty")
+        head = f.read(8)
+        if len(head) < 8:
+            raise _fail(path, f"too short to be a safetensors file ({size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n == 0:
+            raise _fail(path, "not a safetensors file (header length is 0)")
+        if n > max_header:
+            raise _fail(path, f"not a safetensors file (header length {n} is over the {max_header} byte limit)")
+        if 8 + n > size:
+            raise _fail(path, f"truncated or not a safetensors file (header of {n} bytes runs past the end "
+                              f"of the {size} byte file)")
+        raw = f.read(n)
+    return parse_header(path, raw, size)
+
+
+def parse_header(path, raw: bytes, file_size: int) -> SafetensorsHeader:
+    n = len(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail(path, "corrupt safetensors header (not UTF-8 text)") from None
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise _fail(path, "corrupt safetensors header (not valid JSON)") from None
+    if not isinstance(obj, dict):
+        raise _fail(path, "corrupt safetensors header (not a JSON object)")
+    meta = obj.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict):
+        raise _fail(path, "corrupt safetensors header (__metadata__ is not an object)")
+    meta = {str(k): (v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()}
+    data_start = 8 + n
+    data_len = file_size - data_start
+    tensors = {}
+    spans = []
+    for name, t in obj.items():
+        if not isinstance(t, dict):
+            raise _fail(path, f"corrupt safetensors header (entry {name!r} is not an object)")
+        dtype, shape, offs = t.get("dtype"), t.get("shape"), t.get("data_offsets")
+        if dtype not in DTYPES:
+            raise _fail(path, f"tensor {name!r} has an unknown dtype {dtype!r}")
+        if (not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                    for s in shape)):
+            raise _fail(path, f"tensor {name!r} has an invalid shape {shape!r}")
+        if (not isinstance(offs, list) or len(offs) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
+                or not 0 <= offs[0] <= offs[1]):
+            raise _fail(path, f"tensor {name!r} has invalid data offsets {offs!r}")
+        numel = 1
+        for s in shape:
+            numel *= s
+        if offs[1] - offs[0] != numel * DTYPES[dtype][1]:
+            raise _fail(path, f"tensor {name!r}: its byte range does not match its shape {shape} and dtype {dtype}")
+        if offs[1] > data_len:
+            raise _fail(path, f"truncated file: tensor {name!r} runs past the end of the file")
+        tensors[name] = TensorInfo(name, dtype, tuple(shape), data_start + offs[0], data_start + offs[1])
+        if offs[1] > offs[0]:
+            spans.append((offs[0], offs[1], name))
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        if b0 < a1:
+            raise _fail(path, f"corrupt safetensors header (tensors {an!r} and {bn!r} overlap)")
+    return SafetensorsHeader(str(path), file_size, n, tensors, meta)
+
+
+def read_tensor_array(header: SafetensorsHeader, name: str, max_bytes: Optional[int] = None) -> np.ndarray:
+    """Read one tensor's bytes into a numpy array of its storage dtype (BF16 as uint16 bits)."""
+    info = header.tensors[name]
+    nbytes = info.end - info.start
+    if max_bytes is not None and nbytes > max_bytes:
+        raise _fail(header.path, f"tensor {name!r} is {nbytes} bytes, more than the {max_bytes} allowed here")
+    np_dtype, _ = DTYPES[info.dtype]
+    if np_dtype is None:
+        raise _fail(header.path, f"tensor {name!r}: dtype {info.dtype} is not supported here")
+    with open_checked(header.path) as f:
+        f.seek(info.start)
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            k = f.readinto(view[got:])
+            if not k:
+                raise _fail(header.path, "truncated file (the tensor data ends early)")
+            got += k
+    return np.frombuffer(buf, dtype=np_dtype).reshape(info.shape)

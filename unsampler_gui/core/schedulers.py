@@ -1,0 +1,168 @@
+"""ComfyUI's nine schedulers as a registry of small pure functions.
+
+Each handler reproduces ``comfy/samplers.py`` (and ``k_diffusion/sampling.py``) float32 arithmetic.
+Handlers that ComfyUI loops over element by element are vectorised here where the vectorised torch
+operation gives the same float32 result (elementwise mul/add/div/floor); see the tests against
+ComfyUI's reference values.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .model_sampling import ModelSampling
+
+
+def _float_tensor(values) -> torch.Tensor:
+    """``torch.FloatTensor(list_of_python_floats)``: each value rounded to float32."""
+    return torch.from_numpy(np.asarray(values, dtype=np.float64).astype(np.float32))
+
+
+def _exp_f32(x: torch.Tensor) -> torch.Tensor:
+    """float32 exp, correctly rounded (computed in float64).
+
+    torch's float32 exp and tan differ between CPU builds by an ulp; ComfyUI's reference values agree
+    with the correctly rounded result far more often than with this machine's torch, and the correctly
+    rounded result is the same on every machine.
+    """
+    return x.double().exp().float()
+
+
+def _tan_f32(x: torch.Tensor) -> torch.Tensor:
+    return x.double().tan().float()
+
+
+def simple_scheduler(ms: ModelSampling, steps: int) -> torch.Tensor:
+    """'simple': every (len/steps)-th table entry from the top, then 0."""
+    table = ms.sigmas_list
+    ss = len(table) / steps
+    idx = [-(1 + int(x * ss)) for x in range(steps)]
+    return _float_tensor([table[i] for i in idx] + [0.0])
+
+
+def ddim_scheduler(ms: ModelSampling, steps: int) -> torch.Tensor:
+    """'ddim_uniform': table[1::len//steps], reversed, with a leading 0 unless table[1] is ~0."""
+    table = ms.sigmas_list
+    if math.isclose(table[1], 0, abs_tol=0.00001):
+        steps += 1
+        sigs = []
+    else:
+        sigs = [0.0]
+    ss = max(len(table) // steps, 1)
+    sigs += list(table[1::ss])
+    return _float_tensor(sigs[::-1])
+
+
+def normal_scheduler(ms: ModelSampling, steps: int, sgm: bool = False) -> torch.Tensor:
+    """'normal' (and 'sgm_uniform' with sgm=True): timesteps evenly spaced between sigma_max and sigma_min."""
+    start = ms.timestep(ms.sigma_max)
+    end = ms.timestep(ms.sigma_min)
+    append_zero = True
+    if sgm:
+        timesteps = torch.linspace(start, end, steps + 1)[:-1]
+    else:
+        if math.isclose(float(ms.sigma(end)), 0, abs_tol=0.00001):
+            steps += 1
+            append_zero = False
+        timesteps = torch.linspace(start, end, steps)
+    sigs = ms.sigma(timesteps).to(torch.float32)
+    if append_zero:
+        sigs = torch.cat([sigs, sigs.new_zeros([1])])
+    return sigs
+
+
+def beta_scheduler(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:
+    """'beta': table indices at the Beta(0.6, 0.6) quantiles (Lee et al. 2024), duplicates dropped, then 0."""
+    from scipy.stats import beta as beta_dist  # imported lazily: scipy is slow to import
+
+    table = ms.sigmas_list
+    total_timesteps = len(table) - 1
+    ts = 1 - np.linspace(0, 1, steps, endpoint=False)
+    ts = np.rint(beta_dist.ppf(ts, alpha, beta) * total_timesteps)
+    sigs = []
+    last_t = -1
+    for t in ts:
+        if t != last_t:
+            sigs.append(table[int(t)])
+        last_t = t
+    sigs.append(0.0)
+    return _float_tensor(sigs)
+
+
+def linear_quadratic_schedule(ms: ModelSampling, steps: int, threshold_noise: float = 0.025,
+                              linear_steps=None) -> torch.Tensor:
+    """'linear_quadratic': Mochi's linear-then-quadratic curve, scaled by sigma_max."""
+    if steps == 1:
+        sigma_schedule = [1.0, 0.0]
+    else:
+        if linear_steps is None:
+            linear_steps = steps // 2
+        linear_sigma_schedule = [i * threshold_noise / linear_steps for i in range(linear_steps)]
+        threshold_noise_step_diff = linear_steps - threshold_noise * steps
+        quadratic_steps = steps - linear_steps
+        quadratic_coef = threshold_noise_step_diff / (linear_steps * quadratic_steps ** 2)
+        linear_coef = threshold_noise / linear_steps - 2 * threshold_noise_step_diff / (quadratic_steps ** 2)
+        const = quadratic_coef * (linear_steps ** 2)
+        quadratic_sigma_schedule = [quadratic_coef * (i ** 2) + linear_coef * i + const
+                                    for i in range(linear_steps, steps)]
+        sigma_schedule = linear_sigma_schedule + quadratic_sigma_schedule + [1.0]
+        sigma_schedule = [1.0 - x for x in sigma_schedule]
+    return _float_tensor(sigma_schedule) * ms.sigma_max
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """'karras': Karras et al. (2022) rho-spaced sigmas, then 0."""
+    ramp = torch.linspace(0, 1, n)
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
+    sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+    return torch.cat([sigmas, sigmas.new_zeros([1])])
+
+
+def exponential_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """'exponential': log-linear from sigma_max to sigma_min, then 0."""
+    sigmas = _exp_f32(torch.linspace(math.log(sigma_max), math.log(sigma_min), n))
+    return torch.cat([sigmas, sigmas.new_zeros([1])])
+
+
+def kl_optimal_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """'kl_optimal' (Sabour et al. 2024): tan of a linear blend of atan(sigma_max), atan(sigma_min).
+
+    With n == 1 this is 0/0, so ComfyUI returns ``[nan, 0]``; we return the same values.
+    """
+    adj_idxs = torch.arange(n, dtype=torch.float).div_(n - 1)
+    sigmas = adj_idxs.new_zeros(n + 1)
+    sigmas[:-1] = _tan_f32(adj_idxs * math.atan(sigma_min) + (1 - adj_idxs) * math.atan(sigma_max))
+    return sigmas
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str
+    handler: Callable
+    uses_model_sampling: bool  # False: called as handler(n, float(sigma_min), float(sigma_max))
+    description: str
+
+    def __call__(self, ms: ModelSampling, steps: int) -> torch.Tensor:
+        if self.uses_model_sampling:
+            return self.handler(ms, steps)
+        return self.handler(n=steps, sigma_min=ms.sigmas_list[0], sigma_max=ms.sigmas_list[-1])
+
+
+#: ComfyUI's SCHEDULER_HANDLERS, in ComfyUI's order (the order of its combo box).
+SCHEDULERS = {s.name: s for s in (
+    Scheduler("simple", simple_scheduler, True, "evenly strided table entries"),
+    Scheduler("sgm_uniform", lambda ms, steps: normal_scheduler(ms, steps, sgm=True), True,
+              "uniform timesteps, SGM style (last sigma dropped before the 0)"),
+    Scheduler("karras", karras_sigmas, False, "Karras rho=7 spacing"),
+    Scheduler("exponential", exponential_sigmas, False, "log-linear spacing"),
+    Scheduler("ddim_uniform", ddim_scheduler, True, "DDIM stride over the table (length varies)"),
+    Scheduler("beta", beta_scheduler, True, "Beta(0.6, 0.6) quantiles, duplicates dropped"),
+    Scheduler("normal", normal_scheduler, True, "uniform timesteps"),
+    Scheduler("linear_quadratic", linear_quadratic_schedule, True, "Mochi's linear-quadratic curve"),
+    Scheduler("kl_optimal", kl_optimal_sigmas, False, "KL-optimal (Align Your Steps paper); NaN for 1 step"),
+)}
