@@ -1,0 +1,59 @@
+"""Device choice and memory facts (CPU, CUDA), without importing anything heavy beyond torch."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+
+from .errors import BadParameterError, ResourceError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cuda_available() -> bool:
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install counts as no CUDA
+        return False
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when there is one, else the CPU. 'cuda' without CUDA is a clear error."""
+    if name not in DEVICES:
+        raise BadParameterError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "cuda" and not cuda_available():
+        raise ResourceError("CUDA was asked for, but this torch has no usable CUDA device; use --device cpu")
+    if name == "auto":
+        return torch.device("cuda" if cuda_available() else "cpu")
+    return torch.device(name)
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux MemAvailable, or sysconf), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000.0
+    return f"{n} B"

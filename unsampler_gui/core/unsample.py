@@ -1,0 +1,481 @@
+"""The unsampling job: ``run_unsample(spec, reporter)``.
+
+The BatchUnsampler node's job, without its defects: any batch size, 5-D video latents, a seed,
+flow-model noising, and one preallocated output (or a stream to disk) instead of three copies.
+Frames are made in chunks; after each chunk the reporter gets progress and the finished frames,
+and a cancel request stops the job before the next chunk.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from .devices import available_memory, default_threads, human_bytes, resolve_device
+from .errors import BadParameterError, Cancelled, ResourceError
+from .families import Family, families_for_channels, get_family
+from .formulas import FORMULAS, Coefficients, coefficients, trajectory_increments
+from .latent_io import LatentWriter, validate_latent_shape
+from .noise import TAG_FRAME, TAG_SHARED, frame_seed, normal_
+from .sigmas import check_names, check_steps, ksampler_sigmas, slice_bounds
+
+NOISE_MODES = ("independent", "shared", "trajectory")
+#: Chunks aim at this many bytes: big enough to amortise Python, small enough to stay in cache.
+CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class UnsampleSpec:
+    """Everything a run needs, frozen. ``latent`` is a float32 CPU tensor [B,C,H,W] or [B,C,T,H,W]."""
+
+    family: Family
+    latent: torch.Tensor
+    sampler: str = "euler"
+    scheduler: str = "simple"
+    steps: int = 10000
+    start_at_step: int = 0
+    end_at_step: int = 10000
+    normalize: bool = False
+    seed: int = 0
+    noise: str = "independent"
+    formula: str = "model"
+    device: str = "auto"
+    frames: Optional[tuple] = None  # output positions to produce (node order indices); None = all
+    chunk_frames: int = 0  # 0 = automatic
+    threads: int = 0  # 0 = all cores
+    source_name: Optional[str] = None
+    source_sha256: Optional[str] = None
+    model_source: Optional[str] = None  # the checkpoint path or family name the user chose
+
+    def replace(self, **changes) -> "UnsampleSpec":
+        return dataclasses.replace(self, **changes)
+
+    def params(self) -> dict:
+        """The run's parameters as plain JSON values (stored in every export)."""
+        fam = self.family
+        return {
+            "family": fam.name, "model": self.model_source or fam.name, "sampler": self.sampler,
+            "scheduler": self.scheduler, "steps": self.steps, "start_at_step": self.start_at_step,
+            "end_at_step": self.end_at_step, "normalize": self.normalize, "seed": self.seed, "noise": self.noise,
+            "formula": self.formula, "prediction": fam.sampling.prediction, "shift": fam.sampling.shift,
+            "scale_factor": fam.latent.scale_factor, "shift_factor": fam.latent.shift_factor,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What a spec will produce, computed before anything runs."""
+
+    spec: UnsampleSpec
+    schedule: torch.Tensor  # full KSampler sigmas, model space, high to low
+    model_sigmas: torch.Tensor  # the node's slice, model space, low to high  [N]
+    raw_sigmas: torch.Tensor  # node_sigmas: model_sigmas / scale_factor  [N]
+    schedule_index: torch.Tensor  # index into ``schedule`` of each of the N steps (int64)
+    positions: tuple  # which of the N steps are output, in output order
+    batch: int
+    frame_shape: tuple  # one latent: [C, H, W] or [C, T, H, W]
+    device: torch.device
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.model_sigmas.numel())
+
+    @property
+    def out_shape(self) -> tuple:
+        return (len(self.positions) * self.batch, *self.frame_shape)
+
+    @property
+    def frame_bytes(self) -> int:
+        n = 4
+        for s in self.frame_shape:
+            n *= s
+        return n
+
+    @property
+    def out_bytes(self) -> int:
+        return self.frame_bytes * len(self.positions) * self.batch
+
+    def describe(self) -> str:
+        return (f"{len(self.positions)} steps x {self.batch} = {self.out_shape[0]} latents "
+                f"{list(self.out_shape)}, {human_bytes(self.out_bytes)}")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise BadParameterError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_latent_for_family(latent: torch.Tensor, family: Family) -> None:
+    """The latent's channel count and rank must fit the family; the message names the families that fit."""
+    validate_latent_shape(tuple(latent.shape))
+    c, nd = int(latent.shape[1]), latent.dim()
+    if c != family.latent.channels or nd != family.latent.ndim:
+        want = f"{family.latent.channels} channels, {family.latent.ndim}-D"
+        fits = [f.name for f in families_for_channels(c, nd)]
+        hint = f"families that take it: {', '.join(fits)}" if fits else "no known family takes this shape"
+        raise BadParameterError(f"the latent is {list(latent.shape)} ({c} channels, {nd}-D) but {family.name} "
+                                f"expects {want}; {hint}")
+
+
+def plan_unsample(spec: UnsampleSpec) -> Plan:
+    """Validate a spec and compute its sigmas and output size. Raises a clear error for anything wrong."""
+    fam = get_family(spec.family)
+    _check_choice("noise", spec.noise, NOISE_MODES)
+    _check_choice("formula", spec.formula, FORMULAS)
+    check_names(spec.sampler, spec.scheduler)
+    steps = check_steps(spec.steps)
+    if not isinstance(spec.latent, torch.Tensor):
+        raise BadParameterError("the latent must be a tensor")
+    check_latent_for_family(spec.latent, fam)
+    if not torch.isfinite(spec.latent).all():
+        raise BadParameterError("the latent holds NaN or Inf values")
+    s, e = slice_bounds(steps, spec.start_at_step, spec.end_at_step)
+    if s >= e:
+        raise BadParameterError(
+            f"nothing to do: start_at_step {spec.start_at_step} and end_at_step {spec.end_at_step} with "
+            f"{steps} steps select no sigmas (the node uses schedule[{s}:{e}]); lower start or raise end")
+    schedule = ksampler_sigmas(fam, spec.sampler, spec.scheduler, steps)
+    model_sigmas = schedule[s:e].flip(0)
+    raw_sigmas = (schedule[s:e] / fam.latent.scale_factor).flip(0)
+    if not torch.isfinite(model_sigmas).all():
+        raise BadParameterError(
+            f"{spec.scheduler} with {steps} step(s) gives NaN sigmas in ComfyUI too (kl_optimal divides 0 by 0 "
+            "for 1 step); use 2 or more steps, or a sampler such as dpm_2 that computes one step more")
+    n = int(model_sigmas.numel())
+    positions = tuple(range(n)) if spec.frames is None else tuple(int(p) for p in spec.frames)
+    if not positions:
+        raise BadParameterError("no frames selected")
+    bad = [p for p in positions if not 0 <= p < n]
+    if bad:
+        raise BadParameterError(f"frame {bad[0]} is out of range: this schedule has {n} steps (0..{n - 1})")
+    device = resolve_device(spec.device)
+    return Plan(spec=spec.replace(family=fam), schedule=schedule, model_sigmas=model_sigmas, raw_sigmas=raw_sigmas,
+                schedule_index=torch.arange(e - 1, s - 1, -1, dtype=torch.int64), positions=positions,
+                batch=int(spec.latent.shape[0]), frame_shape=tuple(int(v) for v in spec.latent.shape[1:]),
+                device=device)
+
+
+class Reporter:
+    """The job's side channel. Subclass and override what you need; all methods are optional.
+
+    ``partial(start, stop, frames)``: output rows ``[start*B, stop*B)`` are final; ``frames`` is a CPU
+    tensor holding exactly those rows (a view: copy it if you keep it past the call).
+    """
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def progress(self, done: int, total: int) -> None:
+        pass
+
+    def partial(self, start: int, stop: int, frames: torch.Tensor) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class UnsampleResult:
+    plan: Plan
+    latent: Optional[torch.Tensor]  # [len(positions)*B, ...] in memory, or None when streamed to ``path``
+    path: Optional[str]
+    seconds: float
+    device: str
+
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """Model-space sigmas of the output frames, in output order."""
+        return self.plan.model_sigmas[list(self.plan.positions)]
+
+    @property
+    def raw_sigmas(self) -> torch.Tensor:
+        return self.plan.raw_sigmas[list(self.plan.positions)]
+
+    def metadata(self) -> dict:
+        return export_metadata(self.plan)
+
+
+def export_metadata(plan: Plan, positions: Optional[Sequence[int]] = None) -> dict:
+    """The ``__metadata__`` of an export: {"unsampler": JSON text of every parameter and the sigmas}."""
+    import json
+
+    from .. import __version__
+
+    pos = list(plan.positions if positions is None else positions)
+    params = plan.spec.params()
+    params.update({
+        "version": __version__, "batch": plan.batch, "frame_shape": list(plan.frame_shape),
+        "layout": "step-major: row i*B+b is step i of item b",
+        "frames": pos if pos != list(range(plan.n_steps)) else "all",
+        "schedule": [float(v) for v in plan.schedule.tolist()],
+        "model_sigmas": [float(plan.model_sigmas[p]) for p in pos],
+        "sigmas": [float(plan.raw_sigmas[p]) for p in pos],
+        "source": {"name": plan.spec.source_name, "sha256": plan.spec.source_sha256},
+    })
+    return {"unsampler": json.dumps(params, separators=(",", ":"))}
+
+
+class _Engine:
+    """Makes frames for one plan on one device. Stateless per frame except the trajectory's last frame."""
+
+    def __init__(self, plan: Plan):
+        spec = plan.spec
+        self.plan = plan
+        self.dev = plan.device
+        self.B = plan.batch
+        self.nd = len(plan.frame_shape)
+        x = spec.latent.to(self.dev, torch.float32).contiguous()
+        self.coef: Coefficients = coefficients(spec.family, plan.model_sigmas, plan.raw_sigmas, spec.formula,
+                                               plan.frame_shape[0])
+        self.coef = Coefficients(a=self.coef.a.to(self.dev), g=self.coef.g.to(self.dev),
+                                 m=None if self.coef.m is None else self.coef.m.to(self.dev),
+                                 additive=self.coef.additive)
+        self.per_channel_g = not bool((self.coef.g == self.coef.g[:, :1]).all())
+        self.g_list = self.coef.g[:, 0].tolist()
+        self.a_list = self.coef.a.tolist()
+        if self.coef.m is not None:
+            self.m = self.coef.frame_shape_view(self.coef.m, self.nd)
+            self.xc = x - self.m  # x - m, per item
+        else:
+            self.m = None
+            self.xc = x
+        self.x = x
+        self.k = plan.schedule_index.tolist()
+        self.seed = int(spec.seed)
+        self.tls = threading.local()
+        self.norm_shift = None
+        self.shared_eps = None
+        if spec.noise == "shared":
+            self.shared_eps = torch.empty_like(x)
+            gen = self._gen()
+            for b in range(self.B):
+                normal_(self.shared_eps[b], gen, frame_seed(self.seed, TAG_SHARED, 0, b))
+        if spec.noise == "trajectory":
+            self.r, self.d = (t.to(self.dev) for t in trajectory_increments(self.coef))
+            self.r_list = self.r.tolist()
+
+    def _gen(self) -> torch.Generator:
+        g = getattr(self.tls, "gen", None)
+        if g is None:
+            g = self.tls.gen = torch.Generator(device=self.dev)
+        return g
+
+    def _finish(self, v: torch.Tensor, steps: list) -> None:
+        """v [n, B, ...] holds noise for the given steps; make it ``m + a*(x - m) + g*v`` in place.
+
+        Only exact IEEE multiplies and adds (no fused or alpha forms), so a frame's bits never depend
+        on how frames are grouped into chunks.
+        """
+        shape = (len(steps), 1, -1) + (1,) * (self.nd - 1)
+        idx = torch.tensor(steps, dtype=torch.int64, device=self.dev)
+        if self.per_channel_g:
+            v.mul_(self.coef.g.index_select(0, idx).view(shape))
+        else:
+            v.mul_(self.coef.g[:, 0].index_select(0, idx).view(len(steps), *([1] * (v.dim() - 1))))
+        if self.coef.additive:
+            v.add_(self.x.unsqueeze(0))
+        else:
+            a = self.coef.a.index_select(0, idx).view(len(steps), *([1] * (v.dim() - 1)))
+            v.add_(self.xc.unsqueeze(0) * a)
+            v.add_(self.m)
+
+    def fill_rows(self, rows: torch.Tensor, steps: list) -> None:
+        """Write finished frames for ``steps`` into ``rows`` [len(steps)*B, ...] (independent or shared)."""
+        v = rows.view(len(steps), self.B, *rows.shape[1:])
+        if self.shared_eps is not None:
+            v.copy_(self.shared_eps.unsqueeze(0).expand_as(v))
+        else:
+            gen = self._gen()
+            for j, i in enumerate(steps):
+                for b in range(self.B):
+                    normal_(v[j, b], gen, frame_seed(self.seed, TAG_FRAME, self.k[i], b))
+        self._finish(v, steps)
+
+    def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
+        v = rows.view(len(steps), self.B, *rows.shape[1:])
+        gen = self._gen()
+        for j, i in enumerate(steps):
+            for b in range(self.B):
+                normal_(v[j, b], gen, frame_seed(self.seed, TAG_FRAME, self.k[i], b))
+
+    def trajectory_step(self, out: torch.Tensor, i: int, prev: Optional[torch.Tensor]) -> None:
+        """out[b] holds eta_i for every item; turn it into frame i, given frame i-1 (``prev``)."""
+        if prev is None:
+            self._finish(out.unsqueeze(0), [i])
+            return
+        out.mul_(self.coef.frame_shape_view(self.d[i], self.nd))
+        if self.m is None:
+            out.add_(prev * self.r_list[i])
+        else:
+            out.add_((prev - self.m) * self.r_list[i])
+            out.add_(self.m)
+
+
+def _available_check(plan: Plan, streaming: bool) -> None:
+    if streaming or plan.device.type != "cpu":
+        return
+    avail = available_memory()
+    if avail is not None and plan.out_bytes > avail * 0.9:
+        raise ResourceError(
+            f"the output needs {human_bytes(plan.out_bytes)} but only {human_bytes(avail)} of memory is free: "
+            "export straight to a file (streaming, bounded memory) or use fewer steps")
+
+
+def _chunk_steps(plan: Plan) -> int:
+    if plan.spec.chunk_frames and plan.spec.chunk_frames > 0:
+        return int(plan.spec.chunk_frames)
+    return max(1, CHUNK_BYTES // max(1, plan.frame_bytes * plan.batch))
+
+
+def _alloc(shape, device: torch.device) -> torch.Tensor:
+    try:
+        return torch.empty(shape, dtype=torch.float32, device=device)
+    except (RuntimeError, MemoryError) as e:
+        n = 4
+        for s in shape:
+            n *= s
+        raise ResourceError(f"out of memory: could not allocate {human_bytes(n)} on {device.type}; "
+                            "try fewer steps, or export straight to a file") from e
+
+
+def run_unsample(spec: UnsampleSpec, reporter: Optional[Reporter] = None, output: Optional[str] = None,
+                 overwrite: bool = False, max_memory: Optional[int] = None) -> UnsampleResult:
+    """Run a BatchUnsampler job.
+
+    Returns the ``[len(frames)*B, ...]`` output (step-major: row ``i*B+b`` is step i of item b) in one
+    preallocated tensor, or, with ``output``, streams it into a ``.latent`` with bounded memory and
+    renames it into place only when complete. Raises ``Cancelled`` when the reporter asks to stop;
+    nothing partial is returned or left on disk.
+    """
+    rep = reporter or Reporter()
+    plan = plan_unsample(spec)
+    try:
+        return _run(plan, rep, output, overwrite, max_memory)
+    except torch.cuda.OutOfMemoryError:
+        if plan.device.type != "cuda":
+            raise
+        rep.message("CUDA ran out of memory; running on the CPU instead")
+        torch.cuda.empty_cache()
+        return _run(plan_unsample(spec.replace(device="cpu")), rep, output, overwrite, max_memory)
+
+
+def _run(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool,
+         max_memory: Optional[int]) -> UnsampleResult:
+    t0 = time.perf_counter()
+    streaming = output is not None
+    _available_check(plan, streaming)
+    if plan.device.type == "cuda":
+        from .cuda_pipeline import run_cuda  # imported only when a GPU is used
+
+        return run_cuda(plan, rep, output, overwrite, max_memory, t0)
+    eng = _Engine(plan)
+    B, positions = plan.batch, plan.positions
+    n_out = len(positions)
+    chunk = _chunk_steps(plan)
+    if streaming and max_memory:
+        chunk = max(1, min(chunk, int(max_memory * 0.25) // max(1, plan.frame_bytes * B)))
+    threads = plan.spec.threads or default_threads()
+    if plan.spec.normalize:
+        first = _alloc((B, *plan.frame_shape), plan.device)
+        eng.fill_rows(first, [0])
+        eng.norm_shift = first.reshape(B, -1).mean(dim=1)  # float32 mean of step 0, per item
+    writer = LatentWriter(output, plan.out_shape, export_metadata(plan), overwrite=overwrite) if streaming else None
+    try:
+        out = _alloc(plan.out_shape, plan.device) if not streaming else None
+        staging = _alloc((min(chunk, n_out) * B, *plan.frame_shape), plan.device) if streaming else None
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unsample") as pool:
+            if plan.spec.noise == "trajectory":
+                _run_trajectory(eng, plan, rep, pool, threads, chunk, out, staging, writer)
+            else:
+                _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
+        path = writer.commit() if writer else None
+    except BaseException:
+        if writer:
+            writer.abort()
+        raise
+    return UnsampleResult(plan=plan, latent=out, path=path, seconds=time.perf_counter() - t0, device="cpu")
+
+
+def _parallel(pool: ThreadPoolExecutor, threads: int, n: int, fn) -> None:
+    """Run fn(j0, j1) over [0, n) split into up to ``threads`` contiguous ranges, one per thread."""
+    parts = max(1, min(threads, n))
+    size = -(-n // parts)
+    ranges = [(p * size, min(n, (p + 1) * size)) for p in range(parts) if p * size < n]
+    if len(ranges) == 1:
+        fn(*ranges[0])
+        return
+    for f in [pool.submit(fn, j0, j1) for j0, j1 in ranges]:
+        f.result()
+
+
+def _emit(eng: _Engine, plan: Plan, rep: Reporter, c0: int, c1: int, block: torch.Tensor, writer) -> None:
+    if eng.norm_shift is not None:
+        block.view(c1 - c0, plan.batch, -1).sub_(eng.norm_shift.view(1, plan.batch, 1))
+    if writer is not None:
+        writer.write(block)
+    rep.partial(c0, c1, block)
+    rep.progress(c1, len(plan.positions))
+
+
+def _check_cancel(rep: Reporter) -> None:
+    if rep.is_cancelled():
+        raise Cancelled("cancelled: nothing was kept")
+
+
+def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer) -> None:
+    B, positions = plan.batch, plan.positions
+    for c0 in range(0, len(positions), chunk):
+        _check_cancel(rep)
+        c1 = min(len(positions), c0 + chunk)
+        block = out[c0 * B:c1 * B] if out is not None else staging[:(c1 - c0) * B]
+        _parallel(pool, threads, c1 - c0,
+                  lambda j0, j1: eng.fill_rows(block[j0 * B:j1 * B], list(positions[c0 + j0:c0 + j1])))
+        _emit(eng, plan, rep, c0, c1, block, writer)
+
+
+def _run_trajectory(eng, plan, rep, pool, threads, chunk, out, staging, writer) -> None:
+    """Walk every step in order (each frame builds on the previous one) and emit the selected frames.
+
+    Frames selected out of step order are held until their turn comes.
+    """
+    B, N = plan.batch, plan.n_steps
+    order = {}
+    for o, p in enumerate(plan.positions):
+        order.setdefault(p, []).append(o)
+    direct = out is not None and list(plan.positions) == list(range(N))
+    work = out if direct else _alloc((min(chunk, N) * B, *plan.frame_shape), plan.device)
+    last = max(plan.positions)
+    prev = None
+    held = {}  # output index -> frames [B, ...]
+    emitted = 0
+    for c0 in range(0, last + 1, chunk):
+        _check_cancel(rep)
+        c1 = min(last + 1, c0 + chunk)
+        block = work[c0 * B:c1 * B] if direct else work[:(c1 - c0) * B]
+        _parallel(pool, threads, c1 - c0,
+                  lambda j0, j1: eng.fill_noise_rows(block[j0 * B:j1 * B], list(range(c0 + j0, c0 + j1))))
+        for j in range(c1 - c0):
+            eng.trajectory_step(block[j * B:(j + 1) * B], c0 + j, prev if j == 0 else block[(j - 1) * B:j * B])
+        prev = block[(c1 - c0 - 1) * B:].clone()  # before _emit may normalise the block in place
+        if direct:
+            _emit(eng, plan, rep, c0, c1, block, writer)
+            continue
+        for j in range(c1 - c0):
+            for o in order.get(c0 + j, ()):
+                held[o] = block[j * B:(j + 1) * B].clone()
+        n = 0
+        while emitted + n in held:
+            n += 1
+        if n:
+            run = torch.cat([held.pop(o) for o in range(emitted, emitted + n)])
+            if out is not None:
+                out[emitted * B:(emitted + n) * B].copy_(run)
+                run = out[emitted * B:(emitted + n) * B]
+            _emit(eng, plan, rep, emitted, emitted + n, run, writer)
+            emitted += n
