@@ -1,0 +1,16 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get("UNSAMPLER_REFERENCE", ROOT.parent / "shared" / "reference"))
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not (REFERENCE / "sigmas_public.json").is_file():
+        pytest.skip(f"ComfyUI reference data not found at {REFERENCE} (set UNSAMPLER_REFERENCE)")
+    return REFERENCE
