@@ -83,3 +83,24 @@ def trajectory_increments(coef: Coefficients) -> tuple:
     d = var.clamp_min(0).sqrt()
     d[0] = g[0]
     return r.float(), d.float()
+
+
+def _channel_view(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A [C] vector shaped to broadcast over a batch [N, C, ...]."""
+    return v.to(x.device).view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def process_in(x: torch.Tensor, family: Family) -> torch.Tensor:
+    """ComfyUI's ``latent_format.process_in``: raw VAE latents [N, C, ...] to model space."""
+    mean, std = channel_offset_and_std(family, x.shape[1])
+    y = x if mean is None else x - _channel_view(mean, x)
+    y = y * family.latent.scale_factor
+    return y if std is None else y / _channel_view(std, x)
+
+
+def process_out(x: torch.Tensor, family: Family) -> torch.Tensor:
+    """ComfyUI's ``latent_format.process_out``: model space back to raw VAE latents."""
+    mean, std = channel_offset_and_std(family, x.shape[1])
+    y = x if std is None else x * _channel_view(std, x)
+    y = y / family.latent.scale_factor
+    return y if mean is None else y + _channel_view(mean, x)

@@ -1,0 +1,112 @@
+"""The ``unsampler`` command line, run as a user would (a subprocess)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import safetensors.torch as st
+import torch
+
+from unsampler_gui.core import ksampler_sigmas, node_sigmas
+from unsampler_gui.core.latent_io import write_latent
+
+
+def cli(*args, env=None, **kw):
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "unsampler_gui.cli", *map(str, args)], capture_output=True,
+                          text=True, env=e, timeout=300, **kw)
+
+
+def test_version():
+    r = cli("--version")
+    assert r.returncode == 0 and "unsampler" in r.stdout
+
+
+def test_sigmas_json_is_exact():
+    r = cli("sigmas", "--model", "sdxl", "--sampler", "dpm_2", "--scheduler", "karras", "--steps", "30",
+            "--start", "3", "--end", "20", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"model", "sampler", "scheduler", "steps", "start_at_step", "end_at_step", "schedule", "sigmas",
+            "raw_sigmas"} <= set(d)
+    sched = ksampler_sigmas("SDXL", "dpm_2", "karras", 30)
+    assert np.array_equal(np.array(d["schedule"], dtype=np.float32), sched.numpy())
+    assert np.array_equal(np.array(d["sigmas"], dtype=np.float32), sched[3:20].flip(0).numpy())
+    assert np.array_equal(np.array(d["raw_sigmas"], dtype=np.float32),
+                          node_sigmas("SDXL", "dpm_2", "karras", 30, 3, 20).numpy())
+
+
+def test_sigmas_table():
+    r = cli("sigmas", "--model", "Flux", "--steps", "4")
+    assert r.returncode == 0 and "sigma" in r.stdout and len(r.stdout.splitlines()) == 2 + 5
+
+
+@pytest.mark.parametrize("args,match", [
+    (["sigmas", "--model", "SD99", "--steps", "3"], "unknown model family"),
+    (["sigmas", "--model", "SD15", "--steps", "0"], "steps"),
+    (["sigmas", "--model", "SD15", "--steps", "3", "--scheduler", "nope"], "unknown scheduler"),
+    (["sigmas", "--model", "SD15", "--steps", "3", "--sampler", "nope"], "unknown sampler"),
+])
+def test_errors_are_one_line_exit_2(args, match):
+    r = cli(*args)
+    assert r.returncode == 2
+    assert match in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_run_writes_a_loadlatent_file(tmp_path):
+    src = tmp_path / "in.latent"
+    write_latent(src, torch.randn(2, 4, 8, 8))
+    out = tmp_path / "out.latent"
+    r = cli("run", "--model", "SD15", "--latent", src, "--steps", "30", "--seed", "5", "--output", out)
+    assert r.returncode == 0, r.stderr
+    sd = st.load_file(str(out))
+    assert "latent_format_version_0" in sd and sd["latent_tensor"].shape == (60, 4, 8, 8)
+    assert "Traceback" not in r.stderr and "30/30" in r.stderr
+    # the same again refuses to overwrite, then overwrites when asked; same seed, same bytes
+    r2 = cli("run", "--model", "SD15", "--latent", src, "--steps", "30", "--seed", "5", "--output", out)
+    assert r2.returncode == 2 and "--overwrite" in r2.stderr
+    first = out.read_bytes()
+    r3 = cli("run", "--model", "SD15", "--latent", src, "--steps", "30", "--seed", "5", "--output", out,
+             "--overwrite", "--max-memory", "64K")
+    assert r3.returncode == 0 and out.read_bytes() == first
+
+
+def test_run_subset_flags(tmp_path):
+    src = tmp_path / "in.latent"
+    write_latent(src, torch.randn(1, 4, 8, 8))
+    full, sub = tmp_path / "full.latent", tmp_path / "sub.latent"
+    assert cli("run", "--model", "SD15", "--latent", src, "--steps", "20", "-o", full).returncode == 0
+    r = cli("run", "--model", "SD15", "--latent", src, "--steps", "20", "-o", sub, "--range", "4:16", "--every", "4",
+            "--reverse")
+    assert r.returncode == 0, r.stderr
+    a, b = st.load_file(str(full))["latent_tensor"], st.load_file(str(sub))["latent_tensor"]
+    assert torch.equal(b, a[[12, 8, 4]])
+
+
+def test_run_channel_mismatch(tmp_path):
+    src = tmp_path / "in.latent"
+    write_latent(src, torch.randn(1, 16, 8, 8))
+    r = cli("run", "--model", "SD15", "--latent", src, "--steps", "5", "-o", tmp_path / "o.latent")
+    assert r.returncode == 2 and "Flux" in r.stderr and not (tmp_path / "o.latent").exists()
+
+
+def test_info_on_export(tmp_path):
+    src = tmp_path / "in.latent"
+    write_latent(src, torch.randn(1, 4, 8, 8))
+    out = tmp_path / "out.latent"
+    assert cli("run", "--model", "SD15", "--latent", src, "--steps", "5", "-o", out).returncode == 0
+    r = cli("info", out, "--json")
+    d = json.loads(r.stdout)
+    assert d["kind"] == "latent" and d["shape"] == [5, 4, 8, 8] and d["marker"] is True
+    assert d["unsampler"]["steps"] == 5 and d["unsampler"]["source"]["name"] == "in.latent"
+    r = cli("info", out)
+    assert r.returncode == 0 and "unsampler export" in r.stdout
+
+
+def test_families_list():
+    r = cli("families", "--json")
+    names = [f["name"] for f in json.loads(r.stdout)]
+    assert "SD15" in names and "QwenImage" in names and len(names) == 24
