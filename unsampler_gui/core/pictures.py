@@ -1,0 +1,231 @@
+"""Pictures of a sequence: a contact sheet (PNG) and an animation (animated WebP or GIF).
+
+Qt-free (Pillow). Frames are single latents ``[C, H, W]`` or ``[C, T, H, W]``, given as an iterable
+or as a tensor ``[n, C, ...]`` (one row per picture). Files are written atomically: a temporary
+file in the same folder, renamed into place when complete; an existing file is kept unless
+``overwrite`` is true. A reporter (``is_cancelled()``, ``progress(done, total)``, as ``core.Reporter``)
+can follow and stop the work; a cancel raises ``Cancelled`` and leaves nothing on disk.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from .errors import BadParameterError, Cancelled, ResourceError
+from .preview import RGB, thumbnail
+
+#: Largest contact sheet side, in pixels (PNG viewers and Pillow's bomb check cope with this).
+MAX_SHEET_SIDE = 16384
+#: Largest amount of decoded frames an animation may hold in memory (Pillow keeps every frame).
+MAX_ANIMATION_BYTES = 1 << 30
+ANIMATION_FORMATS = {".webp": "WEBP", ".gif": "GIF"}
+
+
+#: Fonts tried for captions, in order; they hold the Greek sigma. Pillow's own font is the fallback.
+CAPTION_FONTS = ("DejaVuSans.ttf", "Arial.ttf", "segoeui.ttf", "Helvetica.ttc")
+
+
+def _font(px: int):
+    """(font, sigma symbol): a system font with a Greek sigma, or Pillow's default with "s"."""
+    from PIL import ImageFont
+
+    for name in CAPTION_FONTS:
+        try:
+            return ImageFont.truetype(name, px), "\u03c3"
+        except OSError:
+            continue
+    try:
+        return ImageFont.load_default(size=px), "s"
+    except TypeError:  # Pillow without FreeType
+        return ImageFont.load_default(), "s"
+
+
+def format_sigma(sigma: float) -> str:
+    """A short sigma label: 4 significant digits, never exponent notation for ordinary values."""
+    s = float(sigma)
+    if s == 0:
+        return "0"
+    if 1e-3 <= abs(s) < 1e5:
+        return f"{s:.4g}" if "e" not in f"{s:.4g}" else f"{s:.1f}"
+    return f"{s:.3g}"
+
+
+def caption(position: int, sigma: Optional[float], symbol: str = "\u03c3") -> str:
+    """"12  σ 0.4089": a frame's step and sigma."""
+    return f"{position}" if sigma is None else f"{position}  {symbol} {format_sigma(sigma)}"
+
+
+def _target(path, overwrite: bool) -> str:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ResourceError(f"{path} is a folder")
+    if os.path.exists(path) and not overwrite:
+        raise ResourceError(f"{path} already exists (choose another name, or allow overwriting)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ResourceError(f"cannot write {path}: the folder {folder} does not exist")
+    return path
+
+
+def _save_atomic(path: str, save) -> str:
+    """Call ``save(tmp_path)``, then rename the temporary file onto ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".unsampler-", suffix=".partial", dir=folder)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise ResourceError(f"cannot write {os.path.basename(path)}: {e.strerror or e}") from e
+    except BaseException:
+        _remove(tmp)
+        raise
+    return path
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _frames(frames) -> Iterable:
+    try:
+        import torch
+
+        if isinstance(frames, torch.Tensor):
+            return (frames[i] for i in range(frames.shape[0]))
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(frames, np.ndarray):
+        return (frames[i] for i in range(frames.shape[0]))
+    return iter(frames)
+
+
+def _count(frames, positions) -> Optional[int]:
+    if positions is not None:
+        return len(positions)
+    try:
+        return len(frames)
+    except TypeError:
+        return None
+
+
+def _tick(reporter, done: int, total: Optional[int]) -> None:
+    if reporter is None:
+        return
+    if reporter.is_cancelled():
+        raise Cancelled("cancelled: nothing was saved")
+    if total:
+        reporter.progress(done, total)
+
+
+def contact_sheet(frames, family, positions: Sequence[int], sigmas: Optional[Sequence[float]], path,
+                  columns: Optional[int] = None, cell: int = 128, overwrite: bool = False, reporter=None,
+                  mode=RGB, contrast="fixed", time_index: int = 0, background=(24, 24, 24)) -> str:
+    """Write a PNG grid of frames, each captioned with its step and sigma. Returns the path.
+
+    ``positions`` labels the frames (and sets their number); ``sigmas`` (same length, or None) adds
+    the sigma to each caption. ``columns`` defaults to a near-square grid.
+    """
+    from PIL import Image, ImageDraw
+
+    path = _target(path, overwrite)
+    n = len(positions)
+    if n == 0:
+        raise BadParameterError("a contact sheet needs at least one frame")
+    if sigmas is not None and len(sigmas) != n:
+        raise BadParameterError(f"{n} positions but {len(sigmas)} sigmas")
+    cell = int(cell)
+    if cell < 8:
+        raise BadParameterError(f"cell size must be at least 8 pixels, got {cell}")
+    cols = int(columns) if columns else max(1, math.ceil(math.sqrt(n)))
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    font_px = max(8, min(14, cell // 9))
+    cap_h = font_px + 6
+    pad = 2
+    cw, ch = cell + 2 * pad, cell + cap_h + 2 * pad
+    width, height = cols * cw, rows * ch
+    if max(width, height) > MAX_SHEET_SIDE:
+        raise BadParameterError(
+            f"a {cols} x {rows} sheet of {cell}-pixel cells is {width} x {height} pixels, over the "
+            f"{MAX_SHEET_SIDE}-pixel limit; choose fewer frames or smaller cells")
+    sheet = Image.new("RGB", (width, height), tuple(background))
+    draw = ImageDraw.Draw(sheet)
+    font, symbol = _font(font_px)
+    it = _frames(frames)
+    for k in range(n):
+        _tick(reporter, k, n)
+        try:
+            frame = next(it)
+        except StopIteration:
+            raise BadParameterError(f"{n} positions but only {k} frames") from None
+        img = thumbnail(frame, family, cell, mode=mode, contrast=contrast, time_index=time_index)
+        h, w = img.shape[:2]
+        x0, y0 = (k % cols) * cw + pad, (k // cols) * ch + pad
+        sheet.paste(Image.fromarray(img), (x0 + (cell - w) // 2, y0 + (cell - h) // 2))
+        text = caption(int(positions[k]), None if sigmas is None else float(sigmas[k]), symbol)
+        draw.text((x0 + 2, y0 + cell + 2), text, fill=(230, 230, 230), font=font)
+    _tick(reporter, n, n)
+    return _save_atomic(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=False))
+
+
+def animation(frames, family, path, fps: float = 12, overwrite: bool = False, reporter=None, size: int = 256,
+              mode=RGB, contrast="fixed", time_index: int = 0, positions: Optional[Sequence[int]] = None,
+              sigmas: Optional[Sequence[float]] = None, loop: int = 0) -> str:
+    """Write an animated WebP or GIF (chosen by the file extension) of the frames. Returns the path.
+
+    Each frame is scaled so that its longer side is ``size``. With ``positions`` (and ``sigmas``) each
+    frame carries its caption. WebP is lossless; a GIF is quantised to 256 colours per frame.
+    """
+    from PIL import Image, ImageDraw
+
+    path = _target(path, overwrite)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = ANIMATION_FORMATS.get(ext)
+    if fmt is None:
+        raise BadParameterError(f"an animation is saved as .webp or .gif, not {ext or 'a file without extension'}")
+    if not fps > 0:
+        raise BadParameterError(f"fps must be > 0, got {fps}")
+    if sigmas is not None and positions is not None and len(sigmas) != len(positions):
+        raise BadParameterError(f"{len(positions)} positions but {len(sigmas)} sigmas")
+    total = _count(frames, positions)
+    size = int(size)
+    if total is not None and total * size * size * 3 > MAX_ANIMATION_BYTES:
+        raise BadParameterError(
+            f"{total} frames of {size} pixels need {total * size * size * 3 >> 20} MiB; choose fewer frames "
+            "or a smaller size")
+    font, symbol = _font(max(8, min(14, size // 12)))
+    images = []
+    for k, frame in enumerate(_frames(frames)):
+        if positions is not None and k >= len(positions):
+            break
+        _tick(reporter, k, total)
+        im = Image.fromarray(thumbnail(frame, family, size, mode=mode, contrast=contrast, time_index=time_index))
+        if positions is not None:
+            draw = ImageDraw.Draw(im)
+            text = caption(int(positions[k]), None if sigmas is None else float(sigmas[k]), symbol)
+            draw.text((3, 2), text, fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+        if fmt == "GIF":
+            im = im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        images.append(im)
+    if not images:
+        raise BadParameterError("an animation needs at least one frame")
+    _tick(reporter, len(images), total or len(images))
+    duration = max(1, round(1000.0 / float(fps)))
+    options = {"save_all": True, "append_images": images[1:], "duration": duration, "loop": int(loop)}
+    if fmt == "WEBP":
+        options.update(lossless=True, method=4)
+    else:
+        options.update(optimize=False, disposal=1)
+    return _save_atomic(path, lambda tmp: images[0].save(tmp, format=fmt, **options))
+
+
+__all__ = ["contact_sheet", "animation", "caption", "format_sigma", "MAX_SHEET_SIDE", "MAX_ANIMATION_BYTES"]
