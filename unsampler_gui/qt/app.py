@@ -1,0 +1,249 @@
+"""Application start: arguments, logging, QApplication (High-DPI, light/dark), icon, the main window.
+
+``unsampler-gui [LATENT] [--model FAMILY_OR_CHECKPOINT] [--run] [--smoke-test]``
+
+A failure while starting is printed (with its traceback) on the console, written to the log file,
+and, when Qt works, shown in a message box that names the log file.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+log = logging.getLogger("unsampler")
+
+APP_NAME = "Unsampler"
+ORG_NAME = "Unsampler"
+DESKTOP_FILE = "io.github.unsampler.Unsampler"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="unsampler-gui",
+        description="Unsampler: see a model's noise schedule and watch a latent dissolve into noise, "
+                    "step by step; export the batch as a ComfyUI .latent.")
+    p.add_argument("latent", nargs="?", metavar="LATENT",
+                   help="a .latent (or single-tensor .safetensors) to open; default: the bundled sample")
+    p.add_argument("--model", metavar="FAMILY_OR_CHECKPOINT",
+                   help="a built-in family name (e.g. SD15, SDXL, Flux) or a checkpoint file/folder to detect")
+    p.add_argument("--run", action="store_true", help="start a run as soon as the files are open")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="build the main window, process events once and exit 0 (for packaging checks)")
+    p.add_argument("--screenshot", metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--quit-after-run", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    args, _qt_args = p.parse_known_args(argv)  # Qt's own options (-style, -platform) pass through
+    return args
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+# -- logging ----------------------------------------------------------------------------------------
+def log_file_path() -> Path:
+    """``<AppLocalDataLocation>/unsampler.log``, or ``~/.cache/unsampler/unsampler.log``."""
+    try:
+        from PySide6.QtCore import QStandardPaths
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+        if base:
+            return Path(base) / "unsampler.log"
+    except Exception:  # Qt may be what is broken
+        pass
+    return Path.home() / ".cache" / "unsampler" / "unsampler.log"
+
+
+def setup_logging() -> Optional[str]:
+    """Log to a rotating file (and warnings to the console). Returns the log path, or None."""
+    log.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("unsampler: %(levelname)s: %(message)s"))
+    log.addHandler(console)
+    for path in (log_file_path(), Path.home() / ".cache" / "unsampler" / "unsampler.log"):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.handlers.RotatingFileHandler(path, maxBytes=2 << 20, backupCount=2, encoding="utf-8")
+        except OSError:
+            continue
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s: %(message)s"))
+        log.addHandler(fh)
+        from . import errors
+        errors.LOG_PATH = str(path)
+        return str(path)
+    return None
+
+
+# -- Qt ---------------------------------------------------------------------------------------------
+def app_icon():
+    """The window icon from ``resources/icons/icon-*.png`` and ``resources/icon.svg`` (all optional)."""
+    from PySide6.QtGui import QIcon
+
+    from . import resource_path
+    icon = QIcon()
+    folder = resource_path("icons")
+    if folder is not None:
+        for png in sorted(Path(folder).glob("icon-*.png")):
+            icon.addFile(str(png))
+    svg = resource_path("icon.svg")
+    if svg is not None:
+        icon.addFile(str(svg))
+    return icon
+
+
+def create_application(argv=None):
+    """The QApplication (or the existing one): names, High-DPI, style that follows light/dark, icon."""
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName(ORG_NAME)
+    QCoreApplication.setApplicationName(APP_NAME)
+    QCoreApplication.setApplicationVersion(_version())
+    app = QApplication.instance()
+    if app is None:
+        # Qt 6 scales for High-DPI by itself; pass fractional factors through (125 %, 150 %) for sharp text
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication([sys.argv[0] if sys.argv else "unsampler-gui"] + list(argv or []))
+    QGuiApplication.setApplicationDisplayName(APP_NAME)
+    QGuiApplication.setDesktopFileName(DESKTOP_FILE)
+    if sys.platform.startswith("linux") and not os.environ.get("QT_STYLE_OVERRIDE") and \
+            app.style().name().lower() not in ("breeze", "kvantum", "adwaita", "adwaita-dark"):
+        app.setStyle("Fusion")  # Fusion follows the system colour scheme (light/dark) since Qt 6.5
+    app.setWindowIcon(app_icon())
+    import pyqtgraph as pg
+    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+    return app
+
+
+def _qt_args(argv) -> list:
+    """Arguments argparse did not take, handed to Qt (for example ``-style fusion``)."""
+    known = {"--run", "--smoke-test", "--quit-after-run"}
+    out, skip = [], False
+    args = list(argv or [])
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if a in ("--model", "--screenshot", "--steps"):
+            skip = True
+            continue
+        if a in known or a.startswith(("--model=", "--screenshot=", "--steps=")) or not a.startswith("-"):
+            continue
+        out.append(a)
+    return out
+
+
+def build_window(args: argparse.Namespace, settings=None):
+    """The main window, opened on the given files (or the sample and SD15)."""
+    from .main_window import MainWindow
+
+    win = MainWindow(settings)
+    model = args.model
+    if args.latent:
+        win.open_file(args.latent)
+    else:
+        opened_sample = False
+        if model is None or _family_takes_sample(model):
+            opened_sample = win.open_sample()
+        if not opened_sample and model is None:
+            win.show_status("open a .latent file (File > Open latent…) or drop one on the window")
+    if model:
+        win.open_model(model)
+    if args.steps:
+        win.panel.set_params({"steps": args.steps, "end_at_step": max(args.steps, 10000)}, family=False)
+    return win
+
+
+def _family_takes_sample(name: str) -> bool:
+    from .. import core
+    try:
+        fam = core.get_family(name)
+    except core.UnsamplerError:
+        return True  # a checkpoint: the detection decides later
+    return fam.latent.channels == 4 and fam.latent.ndim == 4
+
+
+def _startup_failed(exc: BaseException, log_path: Optional[str], show_box: bool) -> int:
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    try:
+        log.error("startup failed:\n%s", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except Exception:
+        pass
+    if show_box:
+        try:
+            from PySide6.QtWidgets import QApplication, QMessageBox
+            if QApplication.instance() is not None:
+                from .errors import user_message
+                QMessageBox.critical(None, "Unsampler could not start",
+                                     f"{user_message(exc)}\n\nDetails are in the log file:\n{log_path or '(none)'}")
+        except Exception:
+            pass
+    return 1
+
+
+def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool) -> None:
+    from PySide6.QtCore import QTimer
+
+    def shoot():
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            ok = win.grab().save(path)
+            print(f"screenshot {'written to' if ok else 'FAILED:'} {path}", file=sys.stderr)
+        finally:
+            if quit_after_run:
+                win.close()
+                app.quit()
+
+    if ran:
+        win.runFinished.connect(lambda: QTimer.singleShot(2500, shoot))
+    else:
+        QTimer.singleShot(2500, shoot)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    log_path = None
+    app = None
+    try:
+        from PySide6.QtCore import QCoreApplication
+        QCoreApplication.setOrganizationName(ORG_NAME)
+        QCoreApplication.setApplicationName(APP_NAME)
+        log_path = setup_logging()
+        log.info("starting Unsampler %s: %s", _version(), " ".join(argv))
+        app = create_application(_qt_args(argv))
+        from .errors import install_excepthook
+        win = build_window(args)
+        install_excepthook(lambda: win if not win._closed else None)
+        win.show()
+    except Exception as e:
+        return _startup_failed(e, log_path, show_box=not args.smoke_test)
+    if args.smoke_test:
+        app.processEvents()
+        win.close()
+        print("smoke test: OK", file=sys.stderr)
+        return 0
+    if args.run or args.screenshot:
+        if args.run:
+            win.run_when_ready()
+        if args.screenshot:
+            _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run)
+        elif args.quit_after_run:
+            win.runFinished.connect(win.close)
+            win.runFinished.connect(app.quit)
+    code = app.exec()
+    win.shutdown()
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

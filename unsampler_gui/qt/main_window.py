@@ -1,0 +1,515 @@
+"""The main window: composition only.
+
+It builds the widgets (each takes its model in ``__init__``), lays them out in docks, wires signals,
+and owns the menus, the status bar and the run's progress. The frames of a run go
+worker -> ``FrameStore`` -> grid and viewer; a frame selected in the grid, the viewer or the sigma
+plot is selected in the other two.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Optional
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QScrollArea, QToolButton, QWidget)
+
+from .. import __version__, core
+from ..core.devices import human_bytes
+from . import errors, resource_path
+from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT, ExportDialog, ExportSource
+from .param_panel import ParamPanel
+from .settings import Settings
+from .sigma_plot import SigmaPlot
+from .worker import UnsampleWorker
+
+log = logging.getLogger("unsampler")
+
+try:  # the views (frame store, grid, viewer) are their own modules; the window works without them
+    from .frame_store import FrameStore
+except ImportError:  # pragma: no cover - only while they are being written
+    FrameStore = None
+try:
+    from .thumbnail_grid import ThumbnailGrid
+except ImportError:  # pragma: no cover
+    ThumbnailGrid = None
+try:
+    from .frame_viewer import FrameViewer
+except ImportError:  # pragma: no cover
+    FrameViewer = None
+
+LATENT_SUFFIXES = (".latent", ".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
+
+
+def _placeholder(text: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    lab.setEnabled(False)
+    return lab
+
+
+class MainWindow(QMainWindow):
+    """Unsampler's window. ``settings`` is injected (tests pass a throwaway one)."""
+
+    runFinished = Signal()  # a run ended (result, error or cancel), after the window updated
+
+    def __init__(self, settings: Optional[Settings] = None, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.settings = settings or Settings()
+        self._result: Optional[core.UnsampleResult] = None
+        self._result_params: Optional[dict] = None
+        self._run_params: Optional[dict] = None
+        self._run_pending = False
+        self._t0 = 0.0
+        self._latent_name = ""
+        self._export: Optional[ExportDialog] = None
+        self._closed = False
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.resize(1500, 950)
+
+        # models and workers
+        self.store = FrameStore(self) if FrameStore is not None else None
+        self.worker = UnsampleWorker(self)
+
+        # widgets
+        self.panel = ParamPanel(self.settings)
+        self.plot = SigmaPlot()
+        self.grid = ThumbnailGrid(self.store) if ThumbnailGrid and self.store is not None else None
+        self.viewer = FrameViewer(self.store) if FrameViewer and self.store is not None else None
+
+        self._build_layout()
+        self._build_status_bar()
+        self._build_actions()
+        self._connect()
+        self._restore()
+        self._update_title()
+        self.plot.set_request(self.panel.schedule_request())
+
+    # -- construction -----------------------------------------------------------------------------
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_layout(self) -> None:
+        scroll = QScrollArea()
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.panel.sizeHint().width() + 24)
+        self.inputs_dock = self._dock("Inputs", "inputs", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.sigma_dock = self._dock("Sigmas", "sigmas", self.plot, Qt.DockWidgetArea.TopDockWidgetArea)
+        viewer = self.viewer or _placeholder("frame viewer")
+        self.viewer_dock = self._dock("Frame", "frame", viewer, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCentralWidget(self.grid or _placeholder("thumbnail grid"))
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([self.inputs_dock, self.viewer_dock], [330, 480], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.sigma_dock], [260], Qt.Orientation.Vertical)
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.status_label = QLabel("ready")
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.eta_label = QLabel()
+        self.eta_label.setVisible(False)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop the run (Esc); nothing partial is kept")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_run)
+        sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.eta_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setStatusTip(tip)
+            act.setToolTip(tip)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self.open_latent_action = self._action(f, "Open &latent…", self.panel.browse_latent, QKeySequence.StandardKey.Open)
+        self.open_checkpoint_action = self._action(f, "Open &checkpoint…", self.panel.browse_checkpoint, "Ctrl+Shift+O")
+        self.open_sample_action = self._action(f, "Open the &sample latent", self.open_sample)
+        f.addSeparator()
+        self.export_action = self._action(f, "&Export latent…", lambda: self.open_export(LATENT), "Ctrl+E")
+        self._action(f, "Export to Comfy&UI…", lambda: self.open_export(COMFYUI), "Ctrl+Shift+E")
+        self._action(f, "Export sigmas (&JSON)…", lambda: self.open_export(SIGMAS_JSON))
+        self._action(f, "Export sigmas for &ManualSigmas…", lambda: self.open_export(SIGMAS_TEXT))
+        self._action(f, "Export contact &sheet…", lambda: self.open_export(SHEET))
+        self._action(f, "Export &animation…", lambda: self.open_export(ANIMATION))
+        f.addSeparator()
+        self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        r = mb.addMenu("&Run")
+        self.run_action = self._action(r, "&Run", self.start_run, "Ctrl+R", "Make the progressively noised batch")
+        self.cancel_action = self._action(r, "&Cancel", self.cancel_run, "Esc", "Stop the run")
+        self.cancel_action.setEnabled(False)
+
+        v = mb.addMenu("&View")
+        for dock in (self.inputs_dock, self.sigma_dock, self.viewer_dock):
+            v.addAction(dock.toggleViewAction())
+        v.addSeparator()
+        self.log_y_action = QAction("&Log sigma axis", self, checkable=True)
+        self.log_y_action.toggled.connect(self.plot.set_log_y)
+        self.plot.log_y.toggled.connect(self.log_y_action.setChecked)
+        v.addAction(self.log_y_action)
+
+        s = mb.addMenu("&Settings")
+        self._action(s, "&ComfyUI folder…", self.choose_comfy_folder)
+        self._action(s, "&Memory cap…", self.choose_memory_cap)
+
+        h = mb.addMenu("&Help")
+        self._action(h, "Show &log file", self.show_log)
+        self._action(h, "&About Unsampler", self.about)
+
+    def _connect(self) -> None:
+        p, w = self.panel, self.worker
+        p.changed.connect(self._params_changed)
+        p.runRequested.connect(self.start_run)
+        p.cancelRequested.connect(self.cancel_run)
+        p.latentChanged.connect(self._latent_changed)
+        p.status.connect(self.show_status)
+        p.error.connect(self.show_error)
+        p.idle.connect(self._panel_idle)
+        self.plot.failed.connect(lambda t: None)
+        w.started.connect(self._run_started)
+        w.planned.connect(self._run_planned)
+        w.progress.connect(self._run_progress)
+        w.message.connect(self.show_status)
+        w.result.connect(self._run_result)
+        w.error.connect(self._run_error)
+        w.cancelled.connect(self._run_cancelled)
+        w.finished.connect(self._run_finished)
+        if self.store is not None:
+            w.partial.connect(self.store.add)
+        selectors = [x for x in (self.grid, self.viewer, self.plot) if x is not None]
+        for src in selectors:
+            src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
+
+    def _restore(self) -> None:
+        geo, state = self.settings.window_geometry(), self.settings.window_state()
+        if geo is not None:
+            self.restoreGeometry(geo)
+        if state is not None:
+            self.restoreState(state)
+        last = self.settings.last_params()
+        if last:
+            self.panel.set_params(last, family=False)
+
+    # -- files --------------------------------------------------------------------------------
+    def open_file(self, path: str) -> None:
+        """Open a latent (or, for a model file or folder, detect the checkpoint)."""
+        self.panel.open_path(path)
+
+    def open_sample(self) -> bool:
+        sample = resource_path("sample.latent")
+        if sample is None:
+            self.show_status("the sample latent is not installed: open a .latent file")
+            return False
+        self.panel.set_family("SD15")
+        self.panel.open_latent(str(sample), is_sample=True)
+        return True
+
+    def open_model(self, name_or_path: str) -> None:
+        if os.path.exists(name_or_path):
+            self.panel.open_checkpoint(name_or_path)
+        elif not self.panel.set_family(name_or_path):
+            self.panel.open_checkpoint(name_or_path)  # detect gives the clear "unknown" message
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_paths(event):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if self._dropped_paths(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = self._dropped_paths(event)
+        if paths:
+            event.acceptProposedAction()
+            for path in paths[:2]:  # a latent and a checkpoint may come together
+                self.open_file(path)
+
+    @staticmethod
+    def _dropped_paths(event) -> list:
+        md = event.mimeData()
+        if not md.hasUrls():
+            return []
+        out = []
+        for url in md.urls():
+            if url.isLocalFile():
+                path = url.toLocalFile()
+                if path.lower().endswith(LATENT_SUFFIXES) or os.path.isdir(path):
+                    out.append(path)
+        return out
+
+    # -- run --------------------------------------------------------------------------------------
+    @Slot()
+    def start_run(self) -> bool:
+        """Start a run with the form's parameters (cancelling one in progress)."""
+        if self.panel.is_loading():
+            self._run_pending = True
+            self.show_status("waiting for the file to load…")
+            return False
+        try:
+            spec = self.panel.spec()
+        except core.UnsamplerError as e:
+            self.show_status(str(e))
+            self.show_error("Run", str(e))
+            return False
+        est = self.panel.estimate()
+        cap = self.settings.memory_cap
+        if est is not None and cap and est.out_bytes > cap:
+            msg = (f"the output needs {human_bytes(est.out_bytes)}, over the memory cap of {human_bytes(cap)} "
+                   "(Settings > Memory cap): export straight to a file instead, or use fewer steps")
+            self.show_status(msg)
+            self.show_error("Run", msg)
+            return False
+        self._run_params = self.panel.params()
+        self._result = None
+        self._result_params = None
+        self.worker.run(spec)
+        return True
+
+    @Slot()
+    def cancel_run(self) -> None:
+        if self.worker.is_running():
+            self.worker.cancel()
+            self.show_status("cancelling…")
+
+    def run_when_ready(self) -> None:
+        """Run as soon as the files being opened have arrived (``--run``)."""
+        if self.panel.is_loading():
+            self._run_pending = True
+        else:
+            self.start_run()
+
+    def is_running(self) -> bool:
+        return self.worker.is_running()
+
+    def result(self) -> Optional[core.UnsampleResult]:
+        """The last finished run."""
+        return self._result
+
+    def result_is_current(self) -> bool:
+        return self._result is not None and self._result_params == self.panel.params()
+
+    @Slot()
+    def _run_started(self) -> None:
+        self._t0 = time.monotonic()
+        self._set_busy(True)
+        self.progress.setRange(0, 0)
+        self.show_status("running…")
+
+    @Slot(object)
+    def _run_planned(self, plan) -> None:
+        if self.store is not None:
+            self.store.begin(plan)
+        self.progress.setRange(0, len(plan.positions))
+        self.progress.setValue(0)
+        self.show_status(f"running: {plan.describe()} on {plan.device.type}")
+
+    @Slot(int, int)
+    def _run_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done}/{total} frames")
+        elapsed = time.monotonic() - self._t0
+        if 0 < done < total and elapsed > 0.3:
+            self.eta_label.setText(f"ETA {_duration(elapsed * (total - done) / done)}")
+        elif done >= total:
+            self.eta_label.setText("")
+
+    @Slot(object)
+    def _run_result(self, result) -> None:
+        self._result = result
+        self._result_params = self._run_params
+        if self.store is not None:
+            self.store.finish(result)
+        n = len(result.plan.positions) * result.plan.batch
+        self.show_status(f"{n} latents {list(result.plan.out_shape)} in {result.seconds:.2f} s on {result.device}")
+
+    @Slot(str)
+    def _run_error(self, text: str) -> None:
+        if self.store is not None:
+            self.store.clear()
+        self.show_status(text)
+        self.show_error("Run", text)
+
+    @Slot()
+    def _run_cancelled(self) -> None:
+        if self.store is not None:
+            self.store.clear()
+        self.show_status("cancelled: nothing was kept")
+
+    @Slot()
+    def _run_finished(self) -> None:
+        self._set_busy(False)
+        self.runFinished.emit()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.eta_label.setVisible(busy)
+        self.eta_label.setText("")
+        self.cancel_button.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+        self.panel.set_busy(busy)
+
+    # -- reactions --------------------------------------------------------------------------------
+    @Slot()
+    def _params_changed(self) -> None:
+        self.plot.set_request(self.panel.schedule_request())
+        if self._result is not None and not self.result_is_current():
+            self.show_status("parameters changed since the last run: Run to update the frames")
+
+    @Slot(object)
+    def _latent_changed(self, latent) -> None:
+        self._latent_name = latent.name
+        self._update_title()
+
+    @Slot()
+    def _panel_idle(self) -> None:
+        if self._run_pending:
+            self._run_pending = False
+            self.start_run()
+
+    def _sync_selection(self, frame: int, source) -> None:
+        for w in (self.grid, self.viewer, self.plot):
+            if w is not None and w is not source:
+                w.select_frame(frame)
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"Unsampler — {self._latent_name}" if self._latent_name else "Unsampler")
+
+    @Slot(str)
+    def show_status(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.status_label.setToolTip(text)
+
+    @Slot(str, str)
+    def show_error(self, title: str, text: str) -> None:
+        if not self._closed:
+            errors.show_error(self, title, text)
+
+    # -- exports, settings, help ------------------------------------------------------------------
+    def export_source(self) -> ExportSource:
+        try:
+            spec, spec_error = self.panel.spec(), ""
+        except core.UnsamplerError as e:
+            spec, spec_error = None, str(e)
+        est = self.panel.estimate()
+        lat = self.panel.latent()
+        stem = os.path.splitext(lat.name)[0] if lat is not None else "unsampler"
+        p = self.panel.params()
+        stem = f"{stem}_{p['family']}_{p['scheduler']}_{est.n_frames if est else p['steps']}"
+        return ExportSource(result=self._result, spec=spec, spec_error=spec_error,
+                            result_is_current=self.result_is_current(), stem=stem,
+                            n_frames=est.n_frames if est else 0)
+
+    def open_export(self, kind: str = LATENT) -> ExportDialog:
+        if self._export is not None:
+            self._export.shutdown()
+            self._export.deleteLater()
+        self._export = ExportDialog(self.export_source(), self.settings, kind, self)
+        self._export.exported.connect(lambda path: self.show_status(f"saved {path}"))
+        self._export.open()
+        return self._export
+
+    @Slot()
+    def choose_comfy_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "ComfyUI folder",
+                                                self.settings.comfy_root or os.path.expanduser("~"))
+        if path:
+            try:
+                from ..core.comfy_paths import looks_like_comfyui
+                if not looks_like_comfyui(path):
+                    raise core.BadParameterError(f"{path} does not look like ComfyUI (no main.py and comfy/ folder)")
+            except core.UnsamplerError as e:
+                self.show_error("ComfyUI folder", str(e))
+                return
+            self.settings.comfy_root = path
+            self.show_status(f"ComfyUI folder: {path}")
+
+    @Slot()
+    def choose_memory_cap(self) -> None:
+        cur = self.settings.memory_cap / 1e9
+        value, ok = QInputDialog.getDouble(self, "Memory cap", "Largest in-memory run, in GB (0: no cap):",
+                                           cur, 0.0, 4096.0, 1)
+        if ok:
+            self.settings.memory_cap = int(value * 1e9)
+            self.panel.changed.emit()
+
+    @Slot()
+    def show_log(self) -> None:
+        if errors.LOG_PATH:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(errors.LOG_PATH)))
+
+    @Slot()
+    def about(self) -> None:
+        QMessageBox.about(self, "About Unsampler",
+                          f"<b>Unsampler {__version__}</b><br>ComfyUI's BatchUnsampler on the desktop: exact "
+                          "noise schedules and progressively noised latents, without ComfyUI or model weights."
+                          f"<br><br>Log file: {errors.LOG_PATH or 'none'}")
+
+    # -- closing ------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop every thread: the run (cancelled, then joined), exports, loaders, plot, views."""
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.shutdown()
+        if self._export is not None:
+            self._export.shutdown()
+        self.panel.shutdown()
+        self.plot.shutdown()
+        for w in (self.grid, self.viewer, self.store):
+            stop = getattr(w, "shutdown", None)
+            if callable(stop):
+                stop()
+
+    def closeEvent(self, event) -> None:
+        if not self._closed:
+            try:
+                self.settings.save_window(self.saveGeometry(), self.saveState())
+                self.settings.set_last_params(self.panel.params())
+                self.settings.sync()
+            except Exception as e:  # settings must never stop the window from closing
+                errors.log_exception(e, "saving settings")
+        self.shutdown()
+        super().closeEvent(event)
+
+    def sizeHint(self) -> QSize:
+        return QSize(1500, 950)
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"

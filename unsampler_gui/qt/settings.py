@@ -1,0 +1,90 @@
+"""What the app remembers between sessions, in QSettings: folders, the ComfyUI install, window layout,
+the last parameters and the memory cap.
+
+``Settings`` is a thin typed wrapper; tests give it a throwaway INI file so they never touch the
+user's own settings.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "Unsampler"
+APPLICATION = "Unsampler"
+
+
+class Settings:
+    """Typed access to the app's QSettings."""
+
+    def __init__(self, path: Optional[str] = None):
+        if path is None:
+            path = os.environ.get("UNSAMPLER_SETTINGS") or None
+        if path:
+            self.q = QSettings(os.fspath(path), QSettings.Format.IniFormat)
+        else:
+            self.q = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+    # -- plain values -------------------------------------------------------------------------
+    def _str(self, key: str, default: str = "") -> str:
+        v = self.q.value(key, default)
+        return str(v) if v is not None else default
+
+    def folder(self, kind: str) -> str:
+        """The last folder used for ``kind`` ("latent", "checkpoint", "export"), or the home folder."""
+        f = self._str(f"folders/{kind}")
+        return f if f and os.path.isdir(f) else os.path.expanduser("~")
+
+    def set_folder(self, kind: str, path: str) -> None:
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        if folder:
+            self.q.setValue(f"folders/{kind}", folder)
+
+    @property
+    def comfy_root(self) -> str:
+        return self._str("comfyui/root")
+
+    @comfy_root.setter
+    def comfy_root(self, path: str) -> None:
+        self.q.setValue("comfyui/root", path or "")
+
+    @property
+    def memory_cap(self) -> int:
+        """The most bytes an in-memory run may take (0: no cap beyond the free memory)."""
+        try:
+            return max(0, int(self.q.value("memory/cap_bytes", 0)))
+        except (TypeError, ValueError):
+            return 0
+
+    @memory_cap.setter
+    def memory_cap(self, n: int) -> None:
+        self.q.setValue("memory/cap_bytes", int(max(0, n)))
+
+    # -- window ------------------------------------------------------------------------------
+    def window_geometry(self) -> Optional[QByteArray]:
+        v = self.q.value("window/geometry")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+    def window_state(self) -> Optional[QByteArray]:
+        v = self.q.value("window/state")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def last_params(self) -> dict:
+        try:
+            v = json.loads(self._str("params/last", "{}"))
+        except json.JSONDecodeError:
+            return {}
+        return v if isinstance(v, dict) else {}
+
+    def set_last_params(self, params: dict) -> None:
+        self.q.setValue("params/last", json.dumps(params))
+
+    def sync(self) -> None:
+        self.q.sync()
