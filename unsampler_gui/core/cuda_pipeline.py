@@ -18,7 +18,7 @@ import torch
 
 from .latent_io import LatentWriter
 from .noise import TAG_CUDA_BLOCK, frame_seed
-from .unsample import (Plan, Reporter, UnsampleResult, _alloc, _check_cancel, _chunk_steps, _Engine,
+from .unsample import (Plan, Reporter, UnsampleResult, _alloc, _check_cancel, _Engine,
                        export_metadata)
 
 BLOCK = 64
@@ -32,6 +32,7 @@ class _BlockNoise:
         self.gen = torch.Generator(device=eng.dev)
         self.key = None
         self.block = None
+        self.descending = torch.arange(BLOCK - 1, -1, -1, device=eng.dev)
 
     def get(self, k: int) -> torch.Tensor:
         blk = k // BLOCK
@@ -53,7 +54,11 @@ class _BlockNoise:
             while j1 < len(ks) and ks[j1] // BLOCK == blk:
                 j1 += 1
             self.get(ks[j])
-            idx = torch.tensor([k - blk * BLOCK for k in ks[j:j1]], device=self.eng.dev)
+            rows = [k - blk * BLOCK for k in ks[j:j1]]
+            if rows == list(range(rows[0], rows[0] - len(rows), -1)):  # the usual case: descending steps
+                idx = self.descending[BLOCK - 1 - rows[0]:BLOCK - 1 - rows[-1] + 1]
+            else:
+                idx = torch.tensor(rows, device=self.eng.dev)
             torch.index_select(self.block, 0, idx, out=v[j:j1])
             j = j1
 
@@ -75,7 +80,11 @@ def run_cuda(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool, 
         return _reordered(plan, rep, output, overwrite, t0)
     eng = _Engine(plan)
     steps_all = list(range(max(positions) + 1)) if trajectory else positions
-    chunk = _chunk_steps(plan) * 4
+    # big chunks amortise the launches, enough of them keep the copy engine busy: 8..64 MB, ~8+ chunks
+    chunk_bytes = min(64 << 20, max(8 << 20, plan.out_bytes // 8))
+    chunk = max(1, chunk_bytes // max(1, plan.frame_bytes * B))
+    if plan.spec.chunk_frames:
+        chunk = plan.spec.chunk_frames
     if output is not None and max_memory:
         chunk = max(1, min(chunk, int(max_memory * 0.2) // max(1, plan.frame_bytes * B)))
     noise = _BlockNoise(eng)
@@ -129,10 +138,11 @@ def run_cuda(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool, 
                 runs = [(a, b, [positions[o] - steps[0] for o in range(a, b)])] if b > a else []
             else:
                 runs = [(c0, c0 + n, list(range(n)))]
+            srcs = [v[js[0]:js[-1] + 1] if js == list(range(js[0], js[-1] + 1)) else v[js] for _, _, js in runs]
             ev_ready = torch.cuda.Event()
             ev_ready.record(compute)
-            for a, b, js in runs:
-                src = v[js[0]:js[-1] + 1] if js == list(range(js[0], js[-1] + 1)) else v[js]
+            for (a, b, _), src in zip(runs, srcs):
+                src.record_stream(copy_stream)
                 with torch.cuda.stream(copy_stream):
                     copy_stream.wait_event(ev_ready)
                     dst = out[a * B:b * B] if out is not None else stage[c % 2][:(b - a) * B]

@@ -7,6 +7,7 @@ and a cancel request stops the job before the next chunk.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -231,14 +232,14 @@ class _Engine:
         self.B = plan.batch
         self.nd = len(plan.frame_shape)
         x = spec.latent.to(self.dev, torch.float32).contiguous()
-        self.coef: Coefficients = coefficients(spec.family, plan.model_sigmas, plan.raw_sigmas, spec.formula,
-                                               plan.frame_shape[0])
-        self.coef = Coefficients(a=self.coef.a.to(self.dev), g=self.coef.g.to(self.dev),
-                                 m=None if self.coef.m is None else self.coef.m.to(self.dev),
-                                 additive=self.coef.additive)
-        self.per_channel_g = not bool((self.coef.g == self.coef.g[:, :1]).all())
-        self.g_list = self.coef.g[:, 0].tolist()
-        self.a_list = self.coef.a.tolist()
+        coef = coefficients(spec.family, plan.model_sigmas, plan.raw_sigmas, spec.formula, plan.frame_shape[0])
+        self.per_channel_g = not bool((coef.g == coef.g[:, :1]).all())  # decided on the CPU: no device sync
+        if spec.noise == "trajectory":
+            r, d = trajectory_increments(coef)
+            self.r_list = r.tolist()
+            self.d = d.to(self.dev)
+        self.coef = Coefficients(a=coef.a.to(self.dev), g=coef.g.to(self.dev),
+                                 m=None if coef.m is None else coef.m.to(self.dev), additive=coef.additive)
         if self.coef.m is not None:
             self.m = self.coef.frame_shape_view(self.coef.m, self.nd)
             self.xc = x - self.m  # x - m, per item
@@ -256,9 +257,6 @@ class _Engine:
             gen = self._gen()
             for b in range(self.B):
                 normal_(self.shared_eps[b], gen, frame_seed(self.seed, TAG_SHARED, 0, b))
-        if spec.noise == "trajectory":
-            self.r, self.d = (t.to(self.dev) for t in trajectory_increments(self.coef))
-            self.r_list = self.r.tolist()
 
     def _gen(self) -> torch.Generator:
         g = getattr(self.tls, "gen", None)
@@ -272,18 +270,22 @@ class _Engine:
         Only exact IEEE multiplies and adds (no fused or alpha forms), so a frame's bits never depend
         on how frames are grouped into chunks.
         """
-        shape = (len(steps), 1, -1) + (1,) * (self.nd - 1)
-        idx = torch.tensor(steps, dtype=torch.int64, device=self.dev)
-        if self.per_channel_g:
-            v.mul_(self.coef.g.index_select(0, idx).view(shape))
-        else:
-            v.mul_(self.coef.g[:, 0].index_select(0, idx).view(len(steps), *([1] * (v.dim() - 1))))
+        n = len(steps)
+        shape = (n, 1, -1) + (1,) * (self.nd - 1)
+        scalar = (n,) + (1,) * (v.dim() - 1)
+        g, a = self._rows(self.coef.g, steps), self._rows(self.coef.a, steps)
+        v.mul_(g.view(shape) if self.per_channel_g else g[:, 0].reshape(scalar))
         if self.coef.additive:
             v.add_(self.x.unsqueeze(0))
         else:
-            a = self.coef.a.index_select(0, idx).view(len(steps), *([1] * (v.dim() - 1)))
-            v.add_(self.xc.unsqueeze(0) * a)
+            v.add_(self.xc.unsqueeze(0) * a.reshape(scalar))
             v.add_(self.m)
+
+    def _rows(self, t: torch.Tensor, steps: list) -> torch.Tensor:
+        """t[steps]: a slice when the steps are consecutive (no host-to-device index copy on CUDA)."""
+        if steps == list(range(steps[0], steps[0] + len(steps))):
+            return t[steps[0]:steps[0] + len(steps)]
+        return t.index_select(0, torch.tensor(steps, dtype=torch.int64, device=self.dev))
 
     def fill_rows(self, rows: torch.Tensor, steps: list) -> None:
         """Write finished frames for ``steps`` into ``rows`` [len(steps)*B, ...] (independent or shared)."""
@@ -375,12 +377,28 @@ def _run(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool,
 
         return run_cuda(plan, rep, output, overwrite, max_memory, t0)
     eng = _Engine(plan)
-    B, positions = plan.batch, plan.positions
-    n_out = len(positions)
     chunk = _chunk_steps(plan)
     if streaming and max_memory:
-        chunk = max(1, min(chunk, int(max_memory * 0.25) // max(1, plan.frame_bytes * B)))
+        chunk = max(1, min(chunk, int(max_memory * 0.25) // max(1, plan.frame_bytes * plan.batch)))
     threads = plan.spec.threads or default_threads()
+    with _single_intraop_thread():
+        return _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, streaming)
+
+
+@contextlib.contextmanager
+def _single_intraop_thread():
+    """The job parallelises over frames itself; torch's own intra-op threads would oversubscribe the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, streaming) -> UnsampleResult:
+    B = plan.batch
+    n_out = len(plan.positions)
     if plan.spec.normalize:
         first = _alloc((B, *plan.frame_shape), plan.device)
         eng.fill_rows(first, [0])
