@@ -166,7 +166,7 @@ def latent_header_bytes(shape, metadata: Optional[dict] = None) -> bytes:
 
 
 def _disk_error(path, e: OSError) -> ResourceError:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return ResourceError(f"disk full while writing {os.path.basename(path)}: nothing was saved; "
                              "free some space or export fewer frames")
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

@@ -122,7 +122,7 @@ def parse_header(path, raw: bytes, file_size: int) -> SafetensorsHeader:
         if not isinstance(t, dict):
             raise _fail(path, f"corrupt safetensors header (entry {name!r} is not an object)")
         dtype, shape, offs = t.get("dtype"), t.get("shape"), t.get("data_offsets")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise _fail(path, f"tensor {name!r} has an unknown dtype {dtype!r}")
         if (not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                     for s in shape)):
