@@ -27,3 +27,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+dist: $(STAMP)
+	bash packaging/build_dist.sh

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from .errors import BadParameterError, Cancelled, ResourceError
-from .latent_io import LatentWriter, _disk_error
+from .latent_io import LatentWriter, _default_mode, _disk_error
 from .sigma_format import json_floats, manual_sigmas_text
 from .unsample import Plan, Reporter, UnsampleResult, export_metadata
 
@@ -76,6 +76,7 @@ def _atomic_text(path, text: str, overwrite: bool) -> str:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except OSError as e:
         try:

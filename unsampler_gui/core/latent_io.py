@@ -165,6 +165,14 @@ def latent_header_bytes(shape, metadata: Optional[dict] = None) -> bytes:
     return len(raw).to_bytes(8, "little") + raw
 
 
+def _default_mode() -> int:
+    """0666 less the umask: what a plain open() would give (mkstemp's 0600 would hide exports from ComfyUI
+    running as another user)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _disk_error(path, e: OSError) -> ResourceError:
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return ResourceError(f"disk full while writing {os.path.basename(path)}: nothing was saved; "
@@ -232,6 +240,7 @@ class LatentWriter:
             raise ValueError(f"incomplete latent: wrote {self.written} of {self.total} bytes")
         try:
             os.fsync(self._f.fileno())
+            os.chmod(self.tmp, _default_mode())
             self._f.close()
             self._closed = True
             os.replace(self.tmp, self.path)
