@@ -277,6 +277,8 @@ class MainWindow(QMainWindow):
             return False
         try:
             spec = self.panel.spec()
+            if self.panel.estimate_error():  # the form already knows these parameters cannot run
+                raise core.BadParameterError(self.panel.estimate_error())
         except core.UnsamplerError as e:
             self.show_status(str(e))
             self.show_error("Run", str(e))
@@ -486,6 +488,8 @@ class MainWindow(QMainWindow):
             self._export.shutdown()
         self.panel.shutdown()
         self.plot.shutdown()
+        if self.store is not None:
+            self.store.clear()  # answers still queued for this run are now stale and dropped
         for w in (self.grid, self.viewer, self.store):
             stop = getattr(w, "shutdown", None)
             if callable(stop):

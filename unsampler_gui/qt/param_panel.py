@@ -152,6 +152,7 @@ class ParamPanel(QWidget):
         self._busy = False
         self._estimate: Optional[Estimate] = None
         self._estimate_error = ""
+        self._estimate_pending = False
         self._latent_loader = Worker(self, name="open latent")
         self._latent_loader.result.connect(self._on_loaded)
         self._latent_loader.error.connect(lambda t: self._on_load_error("Open latent", t))
@@ -392,7 +393,12 @@ class ParamPanel(QWidget):
         return spec.replace(**changes) if changes else spec
 
     def estimate(self) -> Optional[Estimate]:
-        return self._estimate
+        """The output size of the current parameters (None while it is computed or when they are invalid)."""
+        return None if self._estimate_pending else self._estimate
+
+    def estimate_error(self) -> str:
+        """Why the current parameters cannot run ("" when they can, or while that is being checked)."""
+        return "" if self._estimate_pending else self._estimate_error
 
     def set_busy(self, busy: bool) -> None:
         """While a run is going the Run button becomes Cancel."""
@@ -545,15 +551,18 @@ class ParamPanel(QWidget):
         except core.UnsamplerError as e:
             self._show_estimate_error(str(e))
             return
+        self._estimate_pending = True
         self._estimator.submit(lambda: estimate(spec))
 
     def _show_estimate_error(self, text: str) -> None:
+        self._estimate_pending = False
         self._estimate = None
         self._estimate_error = text
         self.estimate_label.setText(f"<span style='color:#d55e00'>{_esc(text)}</span>")
 
     @Slot(object)
     def _on_estimate(self, est: Estimate) -> None:
+        self._estimate_pending = False
         self._estimate = est
         self._estimate_error = ""
         cap = self.settings.memory_cap

@@ -1,0 +1,117 @@
+"""Cancel and close during a run: a consistent state, no thread left, no partial file."""
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from PySide6.QtCore import QThread
+
+from unsampler_gui import core
+from unsampler_gui.qt import worker as worker_mod
+
+WAIT_MS = 30000
+
+
+@pytest.fixture
+def slow_run(monkeypatch):
+    """Make every run hold after its first chunk until it is cancelled (so "mid-run" is certain)."""
+    real = core.run_unsample
+    held = threading.Event()
+
+    class Holding(core.Reporter):
+        def __init__(self, rep):
+            self.rep = rep
+
+        def is_cancelled(self):
+            return self.rep.is_cancelled()
+
+        def progress(self, done, total):
+            self.rep.progress(done, total)
+            held.set()
+            for _ in range(1000):
+                if self.rep.is_cancelled():
+                    break
+                threading.Event().wait(0.01)
+
+        def partial(self, start, stop, frames):
+            self.rep.partial(start, stop, frames)
+
+        def message(self, text):
+            self.rep.message(text)
+
+    def run(spec, reporter=None, **kw):
+        return real(spec.replace(chunk_frames=4), Holding(reporter), **kw)
+
+    monkeypatch.setattr(worker_mod.core, "run_unsample", run)
+    return held
+
+
+def test_cancel_mid_run_leaves_consistent_state(window, qtbot, slow_run, set_steps, run_and_wait, monkeypatch):
+    set_steps(window, 40)
+    with qtbot.waitSignal(window.worker.progress, timeout=WAIT_MS):
+        assert window.start_run()
+    assert window.is_running() and window.panel.run_button.text() == "Cancel"
+    with qtbot.waitSignal(window.runFinished, timeout=WAIT_MS):
+        window.panel.run_button.click()  # Run became Cancel
+    assert not window.is_running() and window.result() is None
+    assert "cancelled" in window.status_label.text()
+    assert window.panel.run_button.text() == "Run" and not window.progress.isVisible()
+    if window.store is not None:
+        assert window.store.n_steps == 0 and window.store.available == 0
+    # and the next run works
+    monkeypatch.undo()
+    set_steps(window, 8)
+    res = run_and_wait(window)
+    assert res.latent.shape[0] == 8 and window.result() is res
+    if window.store is not None:
+        assert window.store.n_steps == 8 and window.store.available == 8
+
+
+def test_new_run_supersedes_old(window, qtbot, slow_run, set_steps):
+    set_steps(window, 40)
+    with qtbot.waitSignal(window.worker.progress, timeout=WAIT_MS):
+        window.start_run()
+    first_job = window.worker.job_id
+    set_steps(window, 8)
+    results = []
+    window.worker.result.connect(results.append)
+    # the second run also holds after its first chunk; cancel it once it is there
+    with qtbot.waitSignal(window.worker.progress, timeout=WAIT_MS):
+        window.start_run()
+    assert window.worker.job_id == first_job + 1
+    with qtbot.waitSignal(window.runFinished, timeout=WAIT_MS):
+        window.cancel_run()
+    assert results == []  # nothing of the superseded run came through
+    qtbot.waitUntil(lambda: not window.worker._threads, timeout=WAIT_MS)
+
+
+def test_close_during_run_leaves_no_thread(qtbot, settings, slow_run, set_steps):
+    from unsampler_gui.qt.main_window import MainWindow
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.panel.latentChanged, timeout=WAIT_MS):
+        win.open_sample()
+    set_steps(win, 40)
+    with qtbot.waitSignal(win.worker.progress, timeout=WAIT_MS):
+        win.start_run()
+    assert win.is_running()
+    threads = list(win.worker._threads)
+    win.close()
+    assert all(not t.isRunning() for t in threads)
+    assert not win.worker._threads
+
+
+def test_close_during_streamed_export_leaves_no_file(window, qtbot, tmp_path, slow_run, set_steps):
+    from unsampler_gui.qt.export_dialog import LATENT
+    set_steps(window, 40)
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    out = tmp_path / "never.latent"
+    dlg.path.setText(str(out))
+    with qtbot.waitSignal(dlg.worker.progress, timeout=WAIT_MS):
+        assert dlg.start_export()
+    window.close()  # closes the dialog's export too
+    assert not dlg.worker._threads
+    assert os.listdir(tmp_path) == ["settings.ini"] or not [p for p in os.listdir(tmp_path)
+                                                           if p.endswith((".latent", ".partial"))]

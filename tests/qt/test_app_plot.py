@@ -1,0 +1,82 @@
+"""The sigma plot redraws as parameters change, with no run, and selects frames."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unsampler_gui import core
+
+WAIT_MS = 30000
+
+
+def _wait_plot(win, qtbot, **params):
+    with qtbot.waitSignal(win.plot.updated, timeout=WAIT_MS) as sig:
+        win.panel.set_params(params, family="family" in params)
+    return sig.args[0]
+
+
+def test_parameter_change_redraws_without_run(window, qtbot):
+    before = window.plot.data()
+    d = _wait_plot(window, qtbot, scheduler="karras", steps=30)
+    assert not window.is_running() and window.result() is None
+    assert d.request.scheduler == "karras" and len(d.schedule) == 31
+    assert not np.array_equal(d.schedule, before.schedule)
+    want = core.ksampler_sigmas("SD15", d.request.sampler, "karras", 30).double().numpy()
+    np.testing.assert_array_equal(d.schedule, want)
+    x, y = window.plot.full_curve.getData()
+    np.testing.assert_array_equal(y, want)
+    # the frames are the node's slice, model space, low to high
+    d = _wait_plot(window, qtbot, start_at_step=5, end_at_step=20)
+    np.testing.assert_array_equal(
+        d.frame_sigmas, core.model_space_sigmas("SD15", d.request.sampler, "karras", 30, 5, 20).double().numpy())
+    sx, sy = window.plot.slice_curve.getData()
+    assert list(sx) == list(range(5, 20))
+
+
+def test_beta_and_family_change(window, qtbot):
+    d = _wait_plot(window, qtbot, scheduler="beta", steps=12)
+    assert len(d.schedule) == len(core.ksampler_sigmas("SD15", "euler", "beta", 12))
+    d = _wait_plot(window, qtbot, family="Flux")
+    assert d.request.family.name == "Flux"
+    assert abs(d.scale_factor - core.get_family("Flux").latent.scale_factor) < 1e-12
+
+
+def test_stale_requests_are_dropped(window, qtbot):
+    for steps in (5, 6, 7, 8, 9):
+        window.panel.set_params({"steps": steps}, family=False)
+    qtbot.waitUntil(lambda: window.plot.data().request.steps == 9, timeout=WAIT_MS)
+    window.plot.wait_idle(WAIT_MS)
+    qtbot.wait(50)
+    assert window.plot.data().request.steps == 9
+
+
+def test_click_selects_frame_and_log_axis(window, qtbot):
+    d = _wait_plot(window, qtbot, steps=20)
+    plot = window.plot
+    vb = plot.plot.getPlotItem().getViewBox()
+    # frame 0 is the lowest sigma: schedule index e-1 = 19
+    assert plot._frame_at_scene(vb.mapViewToScene(vb.mapSceneToView(vb.sceneBoundingRect().center()))) is not None
+    with qtbot.waitSignal(plot.frameSelected, timeout=1000) as sig:
+        class Ev:
+            def button(self):
+                from PySide6.QtCore import Qt
+                return Qt.MouseButton.LeftButton
+
+            def scenePos(self):
+                from PySide6.QtCore import QPointF
+                return vb.mapViewToScene(QPointF(19.2, float(d.schedule[19])))
+        plot._on_mouse_clicked(Ev())
+    assert sig.args == [0] and plot.selected_frame() == 0
+    plot.set_log_y(True)
+    assert plot.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    plot.select_frame(5)
+    mx, my = plot.marker.getData()
+    assert list(mx) == [14.0]
+
+
+def test_compare_overlays(window, qtbot):
+    with qtbot.waitSignal(window.plot.updated, timeout=WAIT_MS) as sig:
+        window.plot.set_compare(["karras", "exponential"])
+    d = sig.args[0]
+    assert set(d.compare) == {"karras", "exponential"} - {d.request.scheduler}
+    assert set(window.plot.compare_curves) == set(d.compare)

@@ -1,0 +1,143 @@
+"""Run makes the frames; exports read back with safetensors and carry the marker and metadata."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from unsampler_gui import core
+from unsampler_gui.qt.export_dialog import (ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT,
+                                            ExportDialog)
+
+WAIT_MS = 30000
+
+
+def _export(win, qtbot, kind, path=None, **setup):
+    dlg = win.open_export(kind)
+    qtbot.addWidget(dlg)
+    if path is not None:
+        dlg.path.setText(str(path))
+    for name, value in setup.items():
+        getattr(dlg, name).setValue(value) if hasattr(getattr(dlg, name), "setValue") else \
+            getattr(dlg, name).setChecked(value)
+    with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
+        assert dlg.start_export(), dlg.status_label.text()
+    return dlg
+
+
+def test_run_produces_frames_and_export(window, qtbot, tmp_path, set_steps, run_and_wait):
+    set_steps(window, 20)
+    res = run_and_wait(window)
+    assert res is not None and tuple(res.latent.shape) == (20, 4, 64, 64)
+    assert not window.is_running() and window.result_is_current()
+    assert window.panel.run_button.text() == "Run"
+    want = core.run_unsample(window.panel.spec())
+    assert torch.equal(res.latent, want.latent)  # the GUI's run is the core's run, bit for bit
+    if window.store is not None:
+        assert window.store.n_steps == 20 and window.store.available == 20 and window.store.is_finished
+        assert torch.equal(window.store.frame(7), res.latent[7])
+
+    out = tmp_path / "all.latent"
+    dlg = _export(window, qtbot, LATENT, out)
+    assert dlg.last_path == str(out)
+    tensors = load_file(str(out))
+    assert "latent_format_version_0" in tensors
+    assert torch.equal(tensors["latent_tensor"], res.latent)
+    with safe_open(str(out), "pt") as f:
+        meta = json.loads(f.metadata()["unsampler"])
+    assert meta["steps"] == 20 and meta["family"] == "SD15" and len(meta["sigmas"]) == 20
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+
+
+def test_export_range_every_reversed(window, qtbot, tmp_path, set_steps, run_and_wait):
+    set_steps(window, 20)
+    res = run_and_wait(window)
+    out = tmp_path / "part.latent"
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    dlg.path.setText(str(out))
+    dlg.first.setValue(2)
+    dlg.last.setValue(11)
+    dlg.every.setValue(3)
+    dlg.reversed.setChecked(True)
+    assert dlg.positions() == [11, 8, 5, 2]
+    with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
+        assert dlg.start_export()
+    t = load_file(str(out))["latent_tensor"]
+    assert torch.equal(t, res.latent[[11, 8, 5, 2]])
+    # the file exists now: a second export asks first, and a "no" keeps it
+    asked = []
+    dlg.confirm_overwrite = lambda p: asked.append(p) or False
+    assert not dlg.start_export()
+    assert asked == [str(out)]
+    dlg.confirm_overwrite = lambda p: True
+    dlg.first.setValue(0)
+    with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
+        assert dlg.start_export()
+    assert load_file(str(out))["latent_tensor"].shape[0] == 4  # 11, 8, 5, 2 (0 is not on the every-3 grid from 11)
+    dlg.close()
+
+
+def test_export_without_run_streams(window, qtbot, tmp_path, set_steps):
+    set_steps(window, 12)
+    assert window.result() is None
+    out = tmp_path / "streamed.latent"
+    _export(window, qtbot, LATENT, out)
+    t = load_file(str(out))
+    want = core.run_unsample(window.panel.spec())
+    assert torch.equal(t["latent_tensor"], want.latent) and "latent_format_version_0" in t
+
+
+def test_export_sigmas(window, qtbot, tmp_path, set_steps):
+    set_steps(window, 10)
+    _export(window, qtbot, SIGMAS_JSON, tmp_path / "s.json")
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert len(doc["schedule"]) == 11 and len(doc["sigmas"]) == 10
+    _export(window, qtbot, SIGMAS_TEXT, tmp_path / "s.txt")
+    text = (tmp_path / "s.txt").read_text()
+    assert "e-" not in text and len(text.split(",")) == 11
+
+
+def test_export_to_comfyui(window, qtbot, tmp_path, settings, set_steps, run_and_wait):
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "comfy").mkdir(parents=True)
+    (comfy / "main.py").write_text("")
+    set_steps(window, 8)
+    run_and_wait(window)
+    dlg = window.open_export(COMFYUI)
+    qtbot.addWidget(dlg)
+    dlg.comfy_root.setText(str(comfy))
+    dlg.stem.setText("astronaut")
+    assert "LoadLatent" in dlg.comfy_note.text()
+    with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
+        assert dlg.start_export()
+    written = comfy / "input" / "astronaut_00001_.latent"
+    assert dlg.last_path == str(written) and written.is_file()
+    assert settings.comfy_root == str(comfy)
+    assert load_file(str(written))["latent_tensor"].shape == (8, 4, 64, 64)
+
+
+def test_export_pictures(window, qtbot, tmp_path, set_steps, run_and_wait):
+    pytest.importorskip("PIL")
+    set_steps(window, 10)
+    run_and_wait(window)
+    _export(window, qtbot, SHEET, tmp_path / "sheet.png")
+    _export(window, qtbot, ANIMATION, tmp_path / "anim.webp")
+    from PIL import Image
+    assert Image.open(tmp_path / "sheet.png").size[0] > 0
+    assert getattr(Image.open(tmp_path / "anim.webp"), "n_frames", 1) == 10
+
+
+def test_export_error_is_a_message(window, qtbot, tmp_path, set_steps, run_and_wait):
+    set_steps(window, 4)
+    run_and_wait(window)
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    dlg.path.setText(str(tmp_path / "no" / "such" / "folder" / "x.latent"))
+    with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
+        assert dlg.start_export()
+    assert "does not exist" in dlg.status_label.text() and "Traceback" not in dlg.status_label.text()
