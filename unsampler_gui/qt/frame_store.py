@@ -1,0 +1,220 @@
+"""The frames of one run, held for the views: the grid, the viewer and the plots.
+
+The worker feeds it on the GUI thread: ``begin(plan)``, then ``add(start, stop, frames)`` for each
+chunk as it is made, then ``finish(result)``. Frames are kept by reference (the chunks are views of
+the job's one output tensor, final once delivered): nothing is copied. Per-step statistics are
+computed on a background thread as chunks arrive and announced by ``statsChanged``.
+
+Steps here are output indices ``0 .. n_steps-1`` (the plan's ``positions`` in output order);
+``position(step)`` is the node's step index and ``sigma(step)`` its model-space sigma.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from .. import core
+from ..core.stats import StepStats, frame_stats
+from .background import Background
+
+
+class FrameStore(QObject):
+    """A run's frames and per-step statistics, filled chunk by chunk."""
+
+    reset = Signal()  # a new run began (or the store was cleared): every view starts over
+    framesAdded = Signal(int, int)  # steps [start, stop) arrived
+    statsChanged = Signal(int, int)  # statistics of steps [start, stop) are in
+    finished = Signal()  # the run completed; every frame is in
+
+    def __init__(self, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self._stats_pool = Background(self, threads=1, name="frame-stats")
+        self._stats_pool.done.connect(self._on_stats)
+        self._generation = 0
+        self._clear_state()
+
+    def _clear_state(self) -> None:
+        self._plan: Optional[core.Plan] = None
+        self._chunks: list = []  # (start, stop, tensor rows [start*B, stop*B))
+        self._chunk_of = np.zeros(0, dtype=np.int32)  # step -> index into _chunks, -1 = not in
+        self._full: Optional[torch.Tensor] = None
+        self._available = 0
+        self._finished = False
+        self._sigmas = np.zeros(0)
+        self._raw_sigmas = np.zeros(0)
+        self._positions = np.zeros(0, dtype=np.int64)
+        self._stats = StepStats(0, 1)
+
+    # -- feeding (GUI thread) -------------------------------------------------------------------
+
+    def begin(self, plan: core.Plan) -> None:
+        """Start holding a new run: drops the previous run's frames and pending work."""
+        self._generation += 1
+        self._stats_pool.clear()
+        self._clear_state()
+        self._plan = plan
+        n = len(plan.positions)
+        pos = np.asarray(plan.positions, dtype=np.int64)
+        self._positions = pos
+        self._sigmas = plan.model_sigmas.double().numpy()[pos]
+        self._raw_sigmas = plan.raw_sigmas.double().numpy()[pos]
+        self._chunk_of = np.full(n, -1, dtype=np.int32)
+        self._stats = StepStats(n, plan.batch)
+        self.reset.emit()
+
+    def add(self, start: int, stop: int, frames: torch.Tensor) -> None:
+        """Steps ``[start, stop)`` are final: ``frames`` holds rows ``[start*B, stop*B)`` (kept, not copied)."""
+        if self._plan is None:
+            return
+        start, stop = int(start), int(stop)
+        B = self.batch
+        if not 0 <= start < stop <= self.n_steps or frames.shape[0] != (stop - start) * B:
+            raise core.BadParameterError(f"chunk {start}..{stop} with {frames.shape[0]} rows does not fit "
+                                         f"{self.n_steps} steps x {B} items")
+        self._chunk_of[start:stop] = len(self._chunks)
+        self._chunks.append((start, stop, frames))
+        grown = self._available
+        while grown < self.n_steps and self._chunk_of[grown] >= 0:
+            grown += 1
+        self._available = grown
+        gen = self._generation
+        self._stats_pool.submit(lambda: frame_stats(frames), (gen, start, stop))
+        self.framesAdded.emit(start, stop)
+
+    def finish(self, result: core.UnsampleResult) -> None:
+        """The run completed: frames are read from ``result.latent`` from now on (when it is in memory)."""
+        if self._plan is None:
+            return
+        if result is not None and result.latent is not None and result.latent.shape[0] == self.n_steps * self.batch:
+            missing = np.flatnonzero(self._chunk_of < 0)
+            self._full = result.latent
+            if missing.size:  # a run that delivered no partials (or not all): take everything from the result
+                self._chunk_of[:] = 0
+                self._chunks = [(0, self.n_steps, result.latent)]
+                self._available = self.n_steps
+                gen = self._generation
+                full = result.latent
+                self._stats_pool.submit(lambda: frame_stats(full), (gen, 0, self.n_steps))
+                self.framesAdded.emit(int(missing[0]), self.n_steps)
+        self._finished = True
+        self.finished.emit()
+
+    def clear(self) -> None:
+        """Forget the run (frames, statistics, pending work)."""
+        self._generation += 1
+        self._stats_pool.clear()
+        self._clear_state()
+        self.reset.emit()
+
+    def _on_stats(self, tag, fs) -> None:
+        gen, start, stop = tag
+        if gen != self._generation:
+            return  # a previous run's chunk
+        self._stats.add_stats(start, stop, fs)
+        self.statsChanged.emit(start, stop)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a run begins or the store is cleared; tags work to drop stale results."""
+        return self._generation
+
+    @property
+    def plan(self) -> Optional[core.Plan]:
+        return self._plan
+
+    @property
+    def n_steps(self) -> int:
+        return len(self._positions)
+
+    @property
+    def available(self) -> int:
+        """How many steps are in: steps ``0 .. available-1`` can be read."""
+        return self._available
+
+    @property
+    def is_finished(self) -> bool:
+        return self._finished
+
+    @property
+    def batch(self) -> int:
+        return self._plan.batch if self._plan is not None else 1
+
+    @property
+    def family(self) -> Optional[core.Family]:
+        return self._plan.spec.family if self._plan is not None else None
+
+    @property
+    def frame_shape(self) -> tuple:
+        return tuple(self._plan.frame_shape) if self._plan is not None else ()
+
+    @property
+    def channels(self) -> int:
+        return self.frame_shape[0] if self._plan is not None else 0
+
+    @property
+    def time_steps(self) -> int:
+        """Latent frames per video latent (T of [C, T, H, W]); 1 for images."""
+        shape = self.frame_shape
+        return shape[1] if len(shape) == 4 else 1
+
+    @property
+    def is_video(self) -> bool:
+        return len(self.frame_shape) == 4
+
+    def has(self, step: int) -> bool:
+        return 0 <= step < self.n_steps and self._chunk_of[step] >= 0
+
+    def frame(self, step: int, item: int = 0) -> torch.Tensor:
+        """Step ``step`` of batch item ``item``: a view ``[C, H, W]`` or ``[C, T, H, W]``."""
+        if not self.has(step):
+            raise IndexError(f"step {step} is not available ({self._available} of {self.n_steps} are in)")
+        if not 0 <= item < self.batch:
+            raise IndexError(f"item {item} is out of range: the batch has {self.batch}")
+        if self._full is not None:
+            return self._full[step * self.batch + item]
+        start, _, rows = self._chunks[self._chunk_of[step]]
+        return rows[(step - start) * self.batch + item]
+
+    def position(self, step: int) -> int:
+        """The node's step index of output step ``step`` (the same unless frames were selected)."""
+        return int(self._positions[step])
+
+    def sigma(self, step: int) -> float:
+        """Model-space sigma of a step, as ComfyUI prints it."""
+        return float(self._sigmas[step])
+
+    def raw_sigma(self, step: int) -> float:
+        """The raw-space noise level, ``sigma / scale_factor`` (the node's sigma)."""
+        return float(self._raw_sigmas[step])
+
+    @property
+    def positions(self) -> np.ndarray:
+        return self._positions
+
+    @property
+    def sigmas(self) -> np.ndarray:
+        """Model-space sigmas of every output step (float64 [n_steps])."""
+        return self._sigmas
+
+    @property
+    def raw_sigmas(self) -> np.ndarray:
+        return self._raw_sigmas
+
+    @property
+    def stats(self) -> StepStats:
+        """Per-step, per-item mean/std/min/max (``core.stats.StepStats``), NaN where not yet computed."""
+        return self._stats
+
+    # -- threads --------------------------------------------------------------------------------
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Wait for the statistics thread (tests, and before quitting)."""
+        return self._stats_pool.wait(msecs)
+
+    def shutdown(self) -> None:
+        self._stats_pool.shutdown()

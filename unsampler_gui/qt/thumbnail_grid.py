@@ -1,0 +1,232 @@
+"""The thumbnail grid: a virtualised QListView (icon mode) over a ``ThumbnailModel``.
+
+Only the rows that are painted ask for their thumbnail, so 10,000 steps scroll smoothly and fill in
+live while a run is going. Each cell shows the thumbnail, the step and the sigma. Arrow keys,
+Home/End and PageUp/PageDown move the current frame; ``frameSelected(step)`` follows it and
+``select_frame(step)`` sets it from outside (the sigma plot, the viewer).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
+from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+
+from .frame_store import FrameStore
+from .thumbnail_model import CaptionRole, ThumbnailModel
+
+#: Default thumbnail side, in pixels.
+THUMB_SIZE = 96
+PAD = 3
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """Paints a cell: the thumbnail centred in a square, then "step" and "σ sigma" below it.
+
+    ``sizeHint`` never reads the model, so laying out 10,000 rows renders nothing.
+    """
+
+    def __init__(self, model: ThumbnailModel, parent=None):
+        super().__init__(parent)
+        self._model = model
+        self._font = QFont()
+        self._font.setPointSizeF(max(6.5, self._font.pointSizeF() * 0.8))
+        self._fm = QFontMetrics(self._font)
+
+    def _two_lines(self) -> bool:
+        """Small thumbnails put the sigma on a second line, so that cells stay narrow."""
+        return self._model.thumb_size() < self._fm.horizontalAdvance("00000  \u03c3 0.000000")
+
+    def cell_size(self) -> QSize:
+        s = self._model.thumb_size()
+        if self._two_lines():
+            return QSize(max(s, self._fm.horizontalAdvance("\u03c3 00.0000")) + 2 * PAD,
+                         s + 3 * PAD + 2 * self._fm.height())
+        return QSize(s + 2 * PAD, s + 3 * PAD + self._fm.height())
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return self.cell_size()
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        r = option.rect
+        pal = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        if selected:
+            painter.fillRect(r, pal.color(QPalette.ColorRole.Highlight))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.fillRect(r, pal.color(QPalette.ColorRole.Midlight))
+        s = self._model.thumb_size()
+        img = index.data(Qt.ItemDataRole.DecorationRole)  # cached, or a placeholder after a request
+        if img is not None:
+            x = r.x() + (r.width() - img.width()) // 2
+            y = r.y() + PAD + (s - img.height()) // 2
+            painter.drawImage(x, y, img)
+        step, sigma = index.data(CaptionRole) or ("", "")
+        painter.setFont(self._font)
+        fg = pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        muted = fg if selected else QColor(150, 150, 160)
+        lh = self._fm.height()
+        line = QRect(r.x() + PAD, r.y() + s + 2 * PAD, r.width() - 2 * PAD, lh)
+        painter.setPen(fg)
+        if self._two_lines():
+            painter.drawText(line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, step)
+            painter.setPen(muted)
+            painter.drawText(line.translated(0, lh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             sigma)
+        else:
+            painter.drawText(line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, step)
+            painter.setPen(muted)
+            painter.drawText(line, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, sigma)
+        painter.restore()
+
+
+class ThumbnailGrid(QListView):
+    """A grid of every available step; ``frameSelected(step)`` when the current cell changes."""
+
+    frameSelected = Signal(int)
+
+    def __init__(self, store: FrameStore, parent: Optional[QWidget] = None, thumb_size: int = THUMB_SIZE):
+        super().__init__(parent)
+        self._store = store
+        self._pending_scroll: Optional[QPersistentModelIndex] = None
+        self._model = ThumbnailModel(store, self)
+        self._model.set_settings(size=int(thumb_size))
+        self._delegate = ThumbnailDelegate(self._model, self)
+        self.setModel(self._model)
+        self.setItemDelegate(self._delegate)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setDragEnabled(False)
+        self.setMouseTracking(True)
+        self.setSpacing(2)
+        self._apply_grid_size()
+        self.selectionModel().currentChanged.connect(self._on_current_changed)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.setAccessibleName("Thumbnail grid")
+
+    @property
+    def store(self) -> FrameStore:
+        return self._store
+
+    def thumbnail_model(self) -> ThumbnailModel:
+        return self._model
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def current_frame(self) -> int:
+        idx = self.currentIndex()
+        return idx.row() if idx.isValid() else -1
+
+    @Slot(int)
+    def select_frame(self, step: int) -> None:
+        """Make ``step`` current and scroll to it (emits ``frameSelected`` if it changed)."""
+        if not 0 <= step < self._model.rowCount():
+            return
+        idx = self._model.index(step)
+        if idx != self.currentIndex():
+            self.setCurrentIndex(idx)
+        self._scroll_when_laid_out(idx)
+
+    def _scroll_when_laid_out(self, idx: QModelIndex) -> None:
+        # the batched layout places rows a few thousand at a time: a row not placed yet is scrolled
+        # to when it is (see updateGeometries)
+        if self.visualRect(idx).isValid():
+            self._pending_scroll = None
+            self.scrollTo(idx, QAbstractItemView.ScrollHint.EnsureVisible)
+        else:
+            self._pending_scroll = QPersistentModelIndex(idx)
+
+    def updateGeometries(self) -> None:
+        super().updateGeometries()
+        pending = self._pending_scroll
+        if pending is not None:
+            if not pending.isValid():
+                self._pending_scroll = None
+            elif self.visualRect(self._model.index(pending.row())).isValid():
+                self._pending_scroll = None
+                self.scrollTo(self._model.index(pending.row()), QAbstractItemView.ScrollHint.EnsureVisible)
+
+    def _on_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        if current.isValid() and current.row() != (previous.row() if previous.isValid() else -1):
+            self.frameSelected.emit(current.row())
+
+    # -- options --------------------------------------------------------------------------------
+
+    @Slot(int)
+    def set_batch_item(self, item: int) -> None:
+        """Show batch item ``item`` (for a batch of B > 1 latents)."""
+        self._model.set_settings(item=max(0, min(int(item), self._store.batch - 1)))
+
+    @Slot(int)
+    def set_time_index(self, t: int) -> None:
+        """Show latent frame ``t`` of video latents."""
+        self._model.set_settings(time_index=max(0, min(int(t), self._store.time_steps - 1)))
+
+    def set_display(self, mode, contrast) -> None:
+        """``mode``: "rgb" or a channel; ``contrast``: "fixed", "auto" or "shared"."""
+        self._model.set_settings(mode=mode, contrast=contrast)
+
+    def set_thumb_size(self, size: int) -> None:
+        self._model.set_settings(size=max(16, int(size)))
+        self._apply_grid_size()
+
+    def _apply_grid_size(self) -> None:
+        cell = self._delegate.cell_size()
+        self.setGridSize(QSize(cell.width() + 4, cell.height() + 4))
+        self.doItemsLayout()
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def _on_scrolled(self, _value: int) -> None:
+        # requests for the page just left are stale: the next paint asks for what is visible now
+        self._model.drop_queued()
+
+    def visible_rows(self) -> range:
+        """The rows whose cells intersect the viewport (cells are laid out row by row, top to bottom)."""
+        n = self._model.rowCount()
+        h = self.viewport().height()
+        if n == 0 or h <= 0:
+            return range(0)
+
+        def first_where(pred) -> int:  # first row for which pred holds (pred is monotonic in the row)
+            lo, hi = 0, n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if pred(self.visualRect(self._model.index(mid))):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+
+        first = first_where(lambda r: r.bottom() >= 0)
+        stop = first_where(lambda r: r.top() >= h)
+        return range(first, max(first, stop))
+
+    def shutdown(self) -> None:
+        """Stop the thumbnail threads (the window calls it when closing)."""
+        self._model.shutdown()
+
+    def closeEvent(self, event) -> None:
+        self._model.drop_queued()
+        super().closeEvent(event)
+
+
+def link(grid: "ThumbnailGrid", viewer) -> None:
+    """Keep a grid and a ``FrameViewer`` in step: selection both ways; item, time and display from the viewer."""
+    grid.frameSelected.connect(viewer.select_frame)
+    viewer.frameSelected.connect(grid.select_frame)
+    viewer.batchItemChanged.connect(grid.set_batch_item)
+    viewer.timeIndexChanged.connect(grid.set_time_index)
+    viewer.displayChanged.connect(grid.set_display)
+    grid.set_display(viewer.mode, viewer.contrast)

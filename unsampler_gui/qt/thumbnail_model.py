@@ -1,0 +1,268 @@
+"""A list model over a ``FrameStore``: one row per available step, thumbnails made lazily.
+
+``data(index, DecorationRole)`` returns the cached QImage of a row, or a placeholder after asking
+the renderer for it; only rows that a view paints are ever asked for. Requests made during one paint
+are gathered and sent as a few batched tasks; results come back in batches and are announced by one
+``dataChanged`` per batch. Thumbnails live in a bounded LRU cache, so memory stays flat over 10,000
+steps. Rows are inserted once per chunk. Work for a previous run, or for other settings, is dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from typing import Optional
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage
+
+from ..core.pictures import format_sigma
+from .frame_store import FrameStore
+from .thumb_renderer import ThumbRenderer, ThumbSettings
+
+#: Custom item roles.
+StepRole = Qt.ItemDataRole.UserRole + 1  # the node's step index (int)
+SigmaRole = Qt.ItemDataRole.UserRole + 2  # model-space sigma (float)
+RawSigmaRole = Qt.ItemDataRole.UserRole + 3  # raw-space sigma, sigma / scale_factor (float)
+CaptionRole = Qt.ItemDataRole.UserRole + 4  # "step", "σ sigma" (tuple of two str)
+ReadyRole = Qt.ItemDataRole.UserRole + 5  # True when the thumbnail is rendered (never triggers rendering)
+
+#: Thumbnails kept in memory, at most (and at most CACHE_BYTES of pixels).
+CACHE_ITEMS = 2000
+CACHE_BYTES = 96 << 20
+#: Rows per rendering task.
+BATCH_ROWS = 24
+
+
+class ThumbnailCache:
+    """A bounded LRU of row -> QImage (by count and by bytes)."""
+
+    def __init__(self, max_items: int = CACHE_ITEMS, max_bytes: int = CACHE_BYTES):
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._d: "OrderedDict[int, QImage]" = OrderedDict()
+        self.bytes = 0
+
+    def get(self, row: int) -> Optional[QImage]:
+        img = self._d.get(row)
+        if img is not None:
+            self._d.move_to_end(row)
+        return img
+
+    def put(self, row: int, img: QImage) -> None:
+        old = self._d.pop(row, None)
+        if old is not None:
+            self.bytes -= old.sizeInBytes()
+        self._d[row] = img
+        self.bytes += img.sizeInBytes()
+        while self._d and (len(self._d) > self.max_items or self.bytes > self.max_bytes):
+            _, dropped = self._d.popitem(last=False)
+            self.bytes -= dropped.sizeInBytes()
+
+    def __contains__(self, row: int) -> bool:
+        return row in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def clear(self) -> None:
+        self._d.clear()
+        self.bytes = 0
+
+
+class ThumbnailModel(QAbstractListModel):
+    """Rows are the store's available steps; DecorationRole is a lazily rendered thumbnail."""
+
+    #: Rows sent for rendering, once per batch (tests and diagnostics).
+    renderRequested = Signal(object)
+
+    def __init__(self, store: FrameStore, parent: Optional[QObject] = None,
+                 renderer: Optional[ThumbRenderer] = None, cache_items: int = CACHE_ITEMS,
+                 cache_bytes: int = CACHE_BYTES):
+        super().__init__(parent)
+        self._store = store
+        self._renderer = renderer or ThumbRenderer(self)
+        self._renderer.rendered.connect(self._on_rendered)
+        self._settings = ThumbSettings()
+        self._rows = 0
+        self._cache = ThumbnailCache(cache_items, cache_bytes)
+        self._pending: set = set()  # rows asked for, not yet delivered
+        self._queue: list = []  # rows asked for during this paint, not yet sent
+        self._valid_from = 0  # results with an older ticket are stale
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self._flush)
+        self._placeholder = self._make_placeholder()
+        store.reset.connect(self._on_reset)
+        store.framesAdded.connect(self._on_frames_added)
+        self._on_reset()
+
+    # -- model ----------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> FrameStore:
+        return self._store
+
+    @property
+    def renderer(self) -> ThumbRenderer:
+        return self._renderer
+
+    @property
+    def cache(self) -> ThumbnailCache:
+        return self._cache
+
+    @property
+    def placeholder(self) -> QImage:
+        return self._placeholder
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else self._rows
+
+    def flags(self, index):
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < self._rows:
+            return None
+        row = index.row()
+        s = self._store
+        if role == Qt.ItemDataRole.DecorationRole:
+            img = self._cache.get(row)
+            if img is None:
+                self.request(row)
+                return self._placeholder
+            return img
+        if role == ReadyRole:
+            return row in self._cache
+        if role == Qt.ItemDataRole.DisplayRole:
+            return str(s.position(row))
+        if role == CaptionRole:
+            return str(s.position(row)), f"\u03c3 {format_sigma(s.sigma(row))}"
+        if role == StepRole:
+            return s.position(row)
+        if role == SigmaRole:
+            return s.sigma(row)
+        if role == RawSigmaRole:
+            return s.raw_sigma(row)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (f"step {s.position(row)}\nsigma {s.sigma(row):.6g} (model space)\n"
+                    f"raw {s.raw_sigma(row):.6g} (sigma / scale_factor)")
+        return None
+
+    # -- settings -------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ThumbSettings:
+        return self._settings
+
+    def set_settings(self, **changes) -> None:
+        """Change size, item, time_index, mode or contrast; every thumbnail is made again."""
+        new = dataclasses.replace(self._settings, **changes)
+        if new == self._settings:
+            return
+        self._settings = new
+        self._placeholder = self._make_placeholder()
+        self._invalidate()
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(self._rows - 1), [Qt.ItemDataRole.DecorationRole])
+
+    def thumb_size(self) -> int:
+        return self._settings.size
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def request(self, row: int) -> None:
+        """Ask for a row's thumbnail (batched: sent when the current paint is over)."""
+        if row in self._pending or row in self._cache or not self._store.has(row):
+            return
+        self._pending.add(row)
+        self._queue.append(row)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def drop_queued(self) -> None:
+        """Forget requests not yet started (the view scrolled away); running ones still deliver."""
+        self._flush_timer.stop()
+        self._queue.clear()
+        self._renderer.clear()
+        self._pending.clear()
+
+    def flush(self) -> None:
+        """Send the gathered requests now (normally done by a zero-delay timer after the paint)."""
+        self._flush_timer.stop()
+        self._flush()
+
+    def _flush(self) -> None:
+        rows = [r for r in self._queue if self._store.has(r) and r not in self._cache]
+        self._queue.clear()
+        if not rows:
+            return
+        s, st = self._settings, self._store
+        reference = st.frame(0, s.item) if s.contrast == "shared" and st.has(0) else None
+        settings = s if reference is not None or s.contrast != "shared" else dataclasses.replace(s, contrast="auto")
+        self.renderRequested.emit(list(rows))
+        for i in range(0, len(rows), BATCH_ROWS):
+            part = rows[i:i + BATCH_ROWS]
+            frames = [st.frame(r, s.item) for r in part]
+            self._renderer.render(part, frames, st.family, settings, reference)
+
+    def _on_rendered(self, ticket: int, images, asked) -> None:
+        for r in asked:
+            self._pending.discard(r)
+        if ticket < self._valid_from or not images:
+            return
+        lo = hi = None
+        for row, img in images:
+            if row < self._rows:
+                self._cache.put(row, img)
+                lo = row if lo is None else min(lo, row)
+                hi = row if hi is None else max(hi, row)
+        if lo is not None:
+            self.dataChanged.emit(self.index(lo), self.index(hi), [Qt.ItemDataRole.DecorationRole])
+
+    def _invalidate(self) -> None:
+        self._flush_timer.stop()
+        self._queue.clear()
+        self._pending.clear()
+        self._cache.clear()
+        self._renderer.drop_older()
+        self._valid_from = self._renderer.min_ticket
+
+    def _make_placeholder(self) -> QImage:
+        n = max(1, int(self._settings.size))
+        img = QImage(n, n, QImage.Format.Format_RGB888)
+        img.fill(QColor(40, 40, 44))
+        return img
+
+    # -- store ----------------------------------------------------------------------------------
+
+    def _on_reset(self) -> None:
+        self.beginResetModel()
+        self._invalidate()
+        st = self._store
+        item = min(self._settings.item, max(0, st.batch - 1))
+        t = min(self._settings.time_index, max(0, st.time_steps - 1))
+        mode = self._settings.mode
+        if mode != "rgb" and not 0 <= int(mode) < max(1, st.channels):
+            mode = "rgb"
+        self._settings = dataclasses.replace(self._settings, item=item, time_index=t, mode=mode)
+        self._rows = st.available
+        self.endResetModel()
+
+    def _on_frames_added(self, start: int, stop: int) -> None:
+        new = self._store.available
+        if new > self._rows:
+            self.beginInsertRows(QModelIndex(), self._rows, new - 1)
+            self._rows = new
+            self.endInsertRows()
+
+    def shutdown(self) -> None:
+        self._flush_timer.stop()
+        self._renderer.shutdown()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._renderer.wait(msecs)
+
+
+__all__ = ["ThumbnailModel", "ThumbnailCache", "StepRole", "SigmaRole", "RawSigmaRole", "CaptionRole", "ReadyRole",
+           "CACHE_ITEMS", "CACHE_BYTES"]
