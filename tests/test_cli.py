@@ -110,3 +110,48 @@ def test_families_list():
     r = cli("families", "--json")
     names = [f["name"] for f in json.loads(r.stdout)]
     assert "SD15" in names and "QwenImage" in names and len(names) == 24
+
+
+def test_info_and_run_with_a_checkpoint(tmp_path):
+    from ckpt_factory import fullish_entries, write_safetensors
+
+    ckpt = tmp_path / "flux1-dev.safetensors"
+    write_safetensors(ckpt, fullish_entries("Flux"))
+    r = cli("info", ckpt, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["kind"] == "checkpoint" and d["family"] == "Flux" and d["prediction"] == "CONST"
+    assert d["shift"] == 1.15 and d["evidence"]
+    r = cli("info", ckpt, "--shift", "3.0", "--json")
+    assert json.loads(r.stdout)["shift"] == 3.0
+    r = cli("sigmas", "--model", ckpt, "--steps", "4", "--json")
+    assert np.array_equal(np.array(json.loads(r.stdout)["schedule"], dtype=np.float32),
+                          ksampler_sigmas("Flux", "euler", "simple", 4).numpy())
+    src = tmp_path / "in.latent"
+    write_latent(src, torch.randn(1, 16, 8, 8))
+    r = cli("run", "--model", ckpt, "--latent", src, "--steps", "4", "-o", tmp_path / "o.latent")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads(cli("info", tmp_path / "o.latent", "--json").stdout)["unsampler"]
+    assert meta["family"] == "Flux" and meta["model"].endswith("flux1-dev.safetensors")
+
+
+def test_info_refuses_lora_and_pickle_payload(tmp_path):
+    import pickle
+
+    from ckpt_factory import lora_entries, write_safetensors
+
+    lora = tmp_path / "style.safetensors"
+    write_safetensors(lora, lora_entries())
+    r = cli("info", lora)
+    assert r.returncode == 2 and "LoRA" in r.stderr and "Traceback" not in r.stderr
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ckpt = tmp_path / "evil.ckpt"
+    ckpt.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    r = cli("info", ckpt)
+    assert r.returncode == 2 and "refusing" in r.stderr
+    assert not marker.exists()

@@ -51,21 +51,10 @@ def parse_range(text: str):
 
 
 def resolve_model(text: str, shift=None, prediction=None):
-    """A family name, a checkpoint file or a diffusers folder -> (Family, description)."""
-    from .core.errors import BadParameterError
-    from .core.families import get_family
-
-    if not os.path.exists(text):
-        try:
-            return get_family(text).with_overrides(shift=shift, prediction=prediction), text
-        except BadParameterError as e:
-            if os.sep in text or "." in os.path.basename(text):
-                raise BadParameterError(f"{text}: no such file, and not a model family name") from None
-            raise e
+    """A family name, a checkpoint file or a diffusers folder -> (Family, what the user named)."""
     from .core.detect import resolve_model as detect
 
-    det = detect(text, shift=shift, prediction=prediction)
-    return det.family_obj, text
+    return detect(text, shift=shift, prediction=prediction).family_obj, text
 
 
 def _fmt(v: float) -> str:
