@@ -38,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--screenshot", metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--quit-after-run", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--frame", type=int, help=argparse.SUPPRESS)  # frame to select after the run (screenshots)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     args, _qt_args = p.parse_known_args(argv)  # Qt's own options (-style, -platform) pass through
     return args
@@ -119,9 +120,50 @@ def create_application(argv=None):
             app.style().name().lower() not in ("breeze", "kvantum", "adwaita", "adwaita-dark"):
         app.setStyle("Fusion")  # Fusion follows the system colour scheme (light/dark) since Qt 6.5
     app.setWindowIcon(app_icon())
+    follow_color_scheme(app)
     import pyqtgraph as pg
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     return app
+
+
+def dark_palette():
+    """A dark palette for styles that do not make one themselves (Fusion's roles, dark values)."""
+    from PySide6.QtGui import QColor, QPalette
+
+    pal = QPalette()
+    R, G = QPalette.ColorRole, QPalette.ColorGroup
+    colors = {R.Window: "#2b2b2b", R.WindowText: "#e6e6e6", R.Base: "#1e1e1e", R.AlternateBase: "#262626",
+              R.ToolTipBase: "#3a3a3a", R.ToolTipText: "#e6e6e6", R.Text: "#e6e6e6", R.Button: "#333333",
+              R.ButtonText: "#e6e6e6", R.BrightText: "#ff6b6b", R.Highlight: "#3d8fd6", R.HighlightedText: "#ffffff",
+              R.Link: "#6cb4ff", R.PlaceholderText: "#8a8a8a", R.Light: "#4a4a4a", R.Midlight: "#3c3c3c",
+              R.Mid: "#2f2f2f", R.Dark: "#1a1a1a", R.Shadow: "#000000"}
+    for role, c in colors.items():
+        pal.setColor(role, QColor(c))
+    for role in (R.WindowText, R.Text, R.ButtonText):
+        pal.setColor(G.Disabled, role, QColor("#7a7a7a"))
+    pal.setColor(G.Disabled, R.Highlight, QColor("#4a4a4a"))
+    return pal
+
+
+def follow_color_scheme(app) -> None:
+    """Keep the palette in step with the system's light/dark setting, now and when it changes.
+
+    Most platform themes do this already; where the palette does not match the scheme (a style with a
+    fixed palette), a matching one is set. Views redraw on the palette change (the sigma plot does).
+    """
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+
+    def apply(scheme=None) -> None:
+        scheme = app.styleHints().colorScheme() if scheme is None else scheme
+        is_dark = app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        if scheme == Qt.ColorScheme.Dark and not is_dark:
+            app.setPalette(dark_palette())
+        elif scheme == Qt.ColorScheme.Light and is_dark:
+            app.setPalette(app.style().standardPalette())
+
+    apply()
+    app.styleHints().colorSchemeChanged.connect(apply)
 
 
 def _qt_args(argv) -> list:
@@ -133,10 +175,10 @@ def _qt_args(argv) -> list:
         if skip:
             skip = False
             continue
-        if a in ("--model", "--screenshot", "--steps"):
+        if a in ("--model", "--screenshot", "--steps", "--frame"):
             skip = True
             continue
-        if a in known or a.startswith(("--model=", "--screenshot=", "--steps=")) or not a.startswith("-"):
+        if a in known or a.startswith(("--model=", "--screenshot=", "--steps=", "--frame=")) or not a.startswith("-"):
             continue
         out.append(a)
     return out
@@ -190,8 +232,13 @@ def _startup_failed(exc: BaseException, log_path: Optional[str], show_box: bool)
     return 1
 
 
-def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool) -> None:
+def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, frame=None) -> None:
     from PySide6.QtCore import QTimer
+
+    def settle():
+        if frame is not None:
+            win.select_frame(frame)
+        QTimer.singleShot(1000, shoot)
 
     def shoot():
         try:
@@ -204,9 +251,9 @@ def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool) -
                 app.quit()
 
     if ran:
-        win.runFinished.connect(lambda: QTimer.singleShot(2500, shoot))
+        win.runFinished.connect(lambda: QTimer.singleShot(1500, settle))
     else:
-        QTimer.singleShot(2500, shoot)
+        QTimer.singleShot(2500, settle)
 
 
 def main(argv=None) -> int:
@@ -236,7 +283,7 @@ def main(argv=None) -> int:
         if args.run:
             win.run_when_ready()
         if args.screenshot:
-            _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run)
+            _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame)
         elif args.quit_after_run:
             win.runFinished.connect(win.close)
             win.runFinished.connect(app.quit)

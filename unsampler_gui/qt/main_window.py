@@ -399,6 +399,10 @@ class MainWindow(QMainWindow):
             self._run_pending = False
             self.start_run()
 
+    def select_frame(self, frame: int) -> None:
+        """Select a frame in the grid, the viewer and the sigma plot."""
+        self._sync_selection(frame, None)
+
     def _sync_selection(self, frame: int, source) -> None:
         for w in (self.grid, self.viewer, self.plot):
             if w is not None and w is not source:

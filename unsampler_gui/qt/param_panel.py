@@ -161,6 +161,7 @@ class ParamPanel(QWidget):
         self._model_loader.error.connect(lambda t: self._on_load_error("Open checkpoint", t))
         for loader in (self._latent_loader, self._model_loader):
             loader.finished.connect(self._loader_finished)
+        self._drop_loaders: list = []
         self._estimator = LatestOnly(self, name="estimate")
         self._estimator.ready.connect(self._on_estimate)
         self._estimator.failed.connect(self._on_estimate_failed)
@@ -407,7 +408,8 @@ class ParamPanel(QWidget):
         self.run_button.setToolTip("Stop the run (Esc)" if busy else "Make the progressively noised batch (Ctrl+R)")
 
     def is_loading(self) -> bool:
-        return self._latent_loader.is_running() or self._model_loader.is_running()
+        return (self._latent_loader.is_running() or self._model_loader.is_running()
+                or any(w.is_running() for w in self._drop_loaders))
 
     # -- files ------------------------------------------------------------------------------------
     @Slot()
@@ -438,9 +440,22 @@ class ParamPanel(QWidget):
         self._model_loader.run_in_thread(lambda rep: detect_model(path_or_name))
 
     def open_path(self, path: str) -> None:
-        """A dropped path: a latent or a checkpoint, decided on the worker."""
+        """A dropped path: a latent or a checkpoint, decided on a worker of its own (a latent and a
+        checkpoint dropped together both arrive)."""
         self.status.emit(f"opening {os.path.basename(path.rstrip('/'))}…")
-        self._latent_loader.run_in_thread(lambda rep: load_dropped(path))
+        w = Worker(self, name="open dropped")
+        w.result.connect(self._on_loaded)
+        w.error.connect(lambda t: self._on_load_error("Open", t))
+        w.finished.connect(lambda: self._drop_finished(w))
+        self._drop_loaders.append(w)
+        w.run_in_thread(lambda rep: load_dropped(path))
+
+    def _drop_finished(self, w: Worker) -> None:
+        if w in self._drop_loaders:
+            self._drop_loaders.remove(w)
+            w.shutdown()
+            w.deleteLater()
+        self._loader_finished()
 
     def set_latent(self, latent: LoadedLatent) -> None:
         """Use this latent; switch to a family that takes it when the current one does not."""
@@ -582,6 +597,8 @@ class ParamPanel(QWidget):
     def shutdown(self) -> None:
         self._latent_loader.shutdown()
         self._model_loader.shutdown()
+        for w in list(self._drop_loaders):
+            w.shutdown()
         self._estimator.shutdown()
 
 

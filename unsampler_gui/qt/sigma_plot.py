@@ -10,6 +10,7 @@ x is the schedule index (ComfyUI's step); frame ``i`` of the output is schedule 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -167,7 +168,7 @@ class SigmaPlot(QWidget):
         """Draw the schedule for these parameters (computed off the GUI thread)."""
         if request is None:
             return
-        request = ScheduleRequest(**{**request.__dict__, "compare": tuple(self._compare)})
+        request = dataclasses.replace(request, compare=tuple(self._compare))
         if request == self._request:
             return
         self._request = request
@@ -327,6 +328,10 @@ class SigmaPlot(QWidget):
         fill = QColor(accent)
         fill.setAlpha(40)
         self.region.setBrush(fill)
+        edge = QColor(accent)
+        edge.setAlpha(160)
+        for line in self.region.lines:
+            line.setPen(pg.mkPen(edge, width=1))
         self.marker_line.setPen(pg.mkPen(QColor("#D55E00"), width=1, style=Qt.PenStyle.DotLine))
         self.marker.setSymbolBrush(QColor("#D55E00"))
         self.marker.setSymbolPen(pg.mkPen(base, width=1.5))
