@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from unsampler_gui.core import ksampler_sigmas, node_sigmas
 from unsampler_gui.core.families import get_family

@@ -1,5 +1,4 @@
 """The unsampling job: formulas, statistics, layout, seeds, chunking, cancel and streaming."""
-import numpy as np
 import pytest
 import torch
 

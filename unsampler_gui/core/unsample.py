@@ -406,10 +406,11 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
     writer = LatentWriter(output, plan.out_shape, export_metadata(plan), overwrite=overwrite) if streaming else None
     try:
         out = _alloc(plan.out_shape, plan.device) if not streaming else None
-        staging = _alloc((min(chunk, n_out) * B, *plan.frame_shape), plan.device) if streaming else None
+        staging = (_alloc((min(chunk, n_out) * B, *plan.frame_shape), plan.device)
+                   if streaming and plan.spec.noise != "trajectory" else None)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unsample") as pool:
             if plan.spec.noise == "trajectory":
-                _run_trajectory(eng, plan, rep, pool, threads, chunk, out, staging, writer)
+                _run_trajectory(eng, plan, rep, pool, threads, chunk, out, writer)
             else:
                 _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
         path = writer.commit() if writer else None
@@ -457,7 +458,7 @@ def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
         _emit(eng, plan, rep, c0, c1, block, writer)
 
 
-def _run_trajectory(eng, plan, rep, pool, threads, chunk, out, staging, writer) -> None:
+def _run_trajectory(eng, plan, rep, pool, threads, chunk, out, writer) -> None:
     """Walk every step in order (each frame builds on the previous one) and emit the selected frames.
 
     Frames selected out of step order are held until their turn comes.
