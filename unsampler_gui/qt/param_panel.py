@@ -543,14 +543,17 @@ class ParamPanel(QWidget):
             d = dm.detection
             src = os.path.basename(str(dm.source).rstrip("/\\")) or "checkpoint"
             ev = [str(e) for e in (getattr(d, "evidence", None) or [])]
-            evidence = "".join(f"<br>• {_esc(e)}" for e in ev[:6])
-            if len(ev) > 6:
-                evidence += f"<br>• … {len(ev) - 6} more"
-            self.model_info.setText(
-                f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(str(getattr(d, 'prediction', '') or fam.sampling.prediction))}, "
-                f"shift {float(getattr(d, 'shift', None) or fam.sampling.shift):g})<br>detected from the header; "
-                f"why:{evidence or ' (no details)'}")
+            evidence = "".join(f"<br>• {_esc(e)}" for e in ev[:4])
+            if len(ev) > 4:
+                evidence += f"<br>• … {len(ev) - 4} more (hover for all)"
+            pred = str(getattr(d, "prediction", "") or fam.sampling.prediction)
+            shift = getattr(d, "shift", None)
+            shift = f", shift {float(shift):g}" if shift is not None and fam.sampling.kind in SHIFT_KINDS else ""
+            self.model_info.setText(f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(pred)}{shift})<br>"
+                                    f"detected from the header; why:{evidence or ' (no details)'}")
+            self.model_info.setToolTip("\n".join(f"• {e}" for e in ev))
         else:
+            self.model_info.setToolTip("")
             self.model_info.setText(f"built-in family {_esc(fam.name)}: {fam.comfy_class}, "
                                     f"{fam.sampling.prediction}, {fam.latent.channels}-channel "
                                     f"{fam.latent.ndim}-D latents")

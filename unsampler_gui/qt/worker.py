@@ -251,8 +251,9 @@ class UnsampleWorker(Worker):
             max_memory: Optional[int] = None) -> int:
         def job(rep: TaskReporter):
             plan = core.plan_unsample(spec)
-            # in-memory CPU runs hand out views of the final output, which never changes again
-            rep.share_frames = output is None and plan.device.type == "cpu"
+            # in-memory runs (CPU and CUDA) hand out views of the final output, which never changes
+            # again; streamed runs reuse a staging buffer, so their frames are copied
+            rep.share_frames = output is None
             rep.planned(plan)
             return core.run_unsample(spec, rep, output=output, overwrite=overwrite, max_memory=max_memory)
 
