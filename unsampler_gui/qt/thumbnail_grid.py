@@ -139,13 +139,14 @@ class ThumbnailGrid(QListView):
         self._scroll_when_laid_out(idx)
 
     def _scroll_when_laid_out(self, idx: QModelIndex) -> None:
-        # the batched layout places rows a few thousand at a time: a row not placed yet is scrolled
-        # to when it is (see updateGeometries)
-        if self.visualRect(idx).isValid():
-            self._pending_scroll = None
-            self.scrollTo(idx, QAbstractItemView.ScrollHint.EnsureVisible)
-        else:
-            self._pending_scroll = QPersistentModelIndex(idx)
+        # The batched layout places rows a few thousand at a time, so a far row may not be reachable
+        # yet: keep trying as the layout grows (updateGeometries) until the row is on screen.
+        self.scrollTo(idx, QAbstractItemView.ScrollHint.EnsureVisible)
+        self._pending_scroll = None if self._on_screen(idx) else QPersistentModelIndex(idx)
+
+    def _on_screen(self, idx: QModelIndex) -> bool:
+        rect = self.visualRect(idx)
+        return rect.isValid() and self.viewport().rect().contains(rect.center())
 
     def updateGeometries(self) -> None:
         super().updateGeometries()
@@ -153,9 +154,8 @@ class ThumbnailGrid(QListView):
         if pending is not None:
             if not pending.isValid():
                 self._pending_scroll = None
-            elif self.visualRect(self._model.index(pending.row())).isValid():
-                self._pending_scroll = None
-                self.scrollTo(self._model.index(pending.row()), QAbstractItemView.ScrollHint.EnsureVisible)
+            else:
+                self._scroll_when_laid_out(self._model.index(pending.row()))
 
     def _on_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         if current.isValid() and current.row() != (previous.row() if previous.isValid() else -1):
