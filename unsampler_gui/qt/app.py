@@ -44,6 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _say(text: str) -> None:
+    if sys.stderr is not None:
+        print(text, file=sys.stderr)
+
+
 def _version() -> str:
     from .. import __version__
     return __version__
@@ -65,10 +70,11 @@ def log_file_path() -> Path:
 def setup_logging() -> Optional[str]:
     """Log to a rotating file (and warnings to the console). Returns the log path, or None."""
     log.setLevel(logging.INFO)
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING)
-    console.setFormatter(logging.Formatter("unsampler: %(levelname)s: %(message)s"))
-    log.addHandler(console)
+    if sys.stderr is not None:  # a windowed app (pythonw, a frozen bundle) has no console
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("unsampler: %(levelname)s: %(message)s"))
+        log.addHandler(console)
     for path in (log_file_path(), Path.home() / ".cache" / "unsampler" / "unsampler.log"):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +221,8 @@ def _family_takes_sample(name: str) -> bool:
 
 
 def _startup_failed(exc: BaseException, log_path: Optional[str], show_box: bool) -> int:
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if sys.stderr is not None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     try:
         log.error("startup failed:\n%s", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     except Exception:
@@ -244,7 +251,7 @@ def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, f
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             ok = win.grab().save(path)
-            print(f"screenshot {'written to' if ok else 'FAILED:'} {path}", file=sys.stderr)
+            _say(f"screenshot {'written to' if ok else 'FAILED:'} {path}")
         finally:
             if quit_after_run:
                 win.close()
@@ -277,7 +284,7 @@ def main(argv=None) -> int:
     if args.smoke_test:
         app.processEvents()
         win.close()
-        print("smoke test: OK", file=sys.stderr)
+        _say("smoke test: OK")
         return 0
     if args.run or args.screenshot:
         if args.run:

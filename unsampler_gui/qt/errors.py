@@ -66,7 +66,8 @@ def install_excepthook(parent_getter=lambda: None) -> None:
             sys.__excepthook__(etype, value, tb)
             return
         log.error("uncaught exception:\n%s", "".join(traceback.format_exception(etype, value, tb)).rstrip())
-        traceback.print_exception(etype, value, tb, file=sys.stderr)
+        if sys.stderr is not None:
+            traceback.print_exception(etype, value, tb, file=sys.stderr)
         try:
             show_error(parent_getter(), "Unsampler", user_message(value))
         except Exception:  # a message box must never make things worse
