@@ -1,7 +1,6 @@
 """FrameViewer: preview, histogram and statistics values, the statistics plot, keys, play, grid link."""
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 

@@ -222,10 +222,13 @@ class ThumbnailGrid(QListView):
         super().closeEvent(event)
 
 
-def link(grid: "ThumbnailGrid", viewer) -> None:
-    """Keep a grid and a ``FrameViewer`` in step: selection both ways; item, time and display from the viewer."""
-    grid.frameSelected.connect(viewer.select_frame)
-    viewer.frameSelected.connect(grid.select_frame)
+def link(grid: "ThumbnailGrid", viewer, selection: bool = True) -> None:
+    """Keep a grid and a ``FrameViewer`` in step: the viewer's batch item, time index and display
+    (mode, contrast) drive the grid's thumbnails; with ``selection``, the current frame follows both
+    ways too (leave it out where a window already syncs selection among all its views)."""
+    if selection:
+        grid.frameSelected.connect(viewer.select_frame)
+        viewer.frameSelected.connect(grid.select_frame)
     viewer.batchItemChanged.connect(grid.set_batch_item)
     viewer.timeIndexChanged.connect(grid.set_time_index)
     viewer.displayChanged.connect(grid.set_display)
