@@ -80,3 +80,22 @@ def test_compare_overlays(window, qtbot):
     d = sig.args[0]
     assert set(d.compare) == {"karras", "exponential"} - {d.request.scheduler}
     assert set(window.plot.compare_curves) == set(d.compare)
+
+
+def test_hover_readout_shows_raw_sigma(window, qtbot):
+    d = _wait_plot(window, qtbot, steps=20)
+    vb = window.plot.plot.getPlotItem().getViewBox()
+    from PySide6.QtCore import QPointF
+    window.plot._on_mouse_moved(vb.mapViewToScene(QPointF(15.0, float(d.schedule[15]))))
+    text = window.plot.readout.text()
+    sigma = float(d.schedule[15])
+    assert "step 15" in text and "frame 4" in text and f"{sigma:.6g}" in text
+    assert f"raw sigma {sigma / 0.18215:.6g}" in text
+
+
+def test_plot_follows_palette(window, qtbot):
+    from PySide6.QtGui import QColor, QPalette
+    pal = window.plot.palette()
+    pal.setColor(QPalette.ColorRole.Base, QColor("#101010"))
+    window.plot.setPalette(pal)
+    assert window.plot.plot.backgroundBrush().color().name() == "#101010"

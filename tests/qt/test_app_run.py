@@ -141,3 +141,14 @@ def test_export_error_is_a_message(window, qtbot, tmp_path, set_steps, run_and_w
     with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
         assert dlg.start_export()
     assert "does not exist" in dlg.status_label.text() and "Traceback" not in dlg.status_label.text()
+
+
+def test_export_to_a_folder_that_is_not_comfyui(window, qtbot, tmp_path, set_steps, run_and_wait):
+    set_steps(window, 4)
+    run_and_wait(window)
+    dlg = window.open_export(COMFYUI)
+    qtbot.addWidget(dlg)
+    dlg.comfy_root.setText(str(tmp_path))
+    with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
+        assert dlg.start_export()
+    assert "ComfyUI" in dlg.status_label.text() and not list(tmp_path.glob("*.latent"))
