@@ -13,7 +13,6 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
 
-from . import refcount_guard  # noqa: F401  (PySide6 6.12 on Python < 3.12: see the module)
 
 log = logging.getLogger("unsampler")
 
