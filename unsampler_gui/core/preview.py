@@ -20,6 +20,7 @@ import torch
 
 from .errors import BadParameterError
 from .families import Family, get_family
+from .formulas import process_in
 
 #: Display modes: "rgb" or a channel number.
 RGB = "rgb"
@@ -60,23 +61,13 @@ def _per_channel(values: Sequence[float], ndim: int, axis: int) -> torch.Tensor:
 
 
 def to_model_space(frames, family) -> torch.Tensor:
-    """ComfyUI's ``process_in``: raw VAE latent -> model space, float32.
-
-    ``x * scale`` (SD, SDXL, video VAEs), ``(x - shift_factor) * scale`` (SD3, Flux) or, per channel,
-    ``(x - latents_mean) * scale / latents_std`` (Wan, Mochi, Playground 2.5). ``frames`` is one frame
-    ``[C, ...]`` or a block ``[N, C, ...]``.
-    """
+    """ComfyUI's ``process_in`` (raw VAE latent -> model space, float32) for one frame ``[C, ...]`` or a
+    block ``[N, C, ...]``; the formula itself lives in ``core.formulas.process_in``."""
     fam = get_family(family)
-    lat = fam.latent
     x = _tensor(frames)
-    axis = _channel_axis(x, fam)
-    if lat.latents_mean is not None:
-        mean = _per_channel(lat.latents_mean, x.dim(), axis)
-        std = _per_channel(lat.latents_std, x.dim(), axis)
-        return (x - mean) * lat.scale_factor / std
-    if lat.shift_factor is not None:
-        return (x - lat.shift_factor) * lat.scale_factor
-    return x * lat.scale_factor
+    if _channel_axis(x, fam) == 0:
+        return process_in(x.unsqueeze(0), fam)[0]
+    return process_in(x, fam)
 
 
 def _at_time(frame: torch.Tensor, time_index: int) -> torch.Tensor:
