@@ -242,3 +242,12 @@ def test_cuda_request_without_cuda_is_clear():
 
     with pytest.raises(ResourceError, match="CUDA"):
         plan_unsample(spec(device="cuda"))
+
+
+def test_vectorised_frame_seeds_match_the_scalar_mix():
+    from unsampler_gui.core.noise import TAG_FRAME, frame_seed, frame_seeds
+
+    for seed in (0, 1, -5, 2**64 - 1, 123456789012345):
+        steps, items = [0, 1, 9999, 42, 7], [0, 3, 1, 63, 0]
+        assert frame_seeds(seed, TAG_FRAME, steps, items) == [frame_seed(seed, TAG_FRAME, s, i)
+                                                               for s, i in zip(steps, items)]

@@ -40,13 +40,21 @@ def _paint_and_render(qtbot, grid):
     settle(qtbot, model)
 
 
-def test_rows_arrive_once_per_chunk(qtbot, store, grid):
+def test_cells_exist_from_the_start_and_fill_in_once_per_chunk(qtbot, store, grid):
+    """Every planned step has its cell as soon as the run starts (no relayout while frames arrive);
+    each chunk that arrives is one dataChanged, never one signal per item."""
     model = grid.thumbnail_model()
-    inserts = []
+    inserts, changes = [], []
     model.rowsInserted.connect(lambda parent, a, b: inserts.append((a, b)))
-    feed(store, fake_plan(10000), chunk=500)
-    assert len(inserts) == 20 and inserts[0] == (0, 499) and inserts[-1] == (9500, 9999)
-    assert model.rowCount() == 10000
+    model.dataChanged.connect(lambda a, b, roles: changes.append((a.row(), b.row())))
+    plan = fake_plan(10000)
+    store.begin(plan)
+    assert model.rowCount() == 10000 and store.available == 0
+    assert model.index(9999).data(Qt.ItemDataRole.DecorationRole) == model.placeholder
+    feed(store, plan, chunk=500, begin=False)
+    assert inserts == []
+    arrivals = [c for c in changes if c[1] - c[0] == 499]  # (the others: thumbnails the paint asked for)
+    assert arrivals[0] == (0, 499) and arrivals[-1] == (9500, 9999) and len(arrivals) == 20
     idx = model.index(250)
     assert idx.data(StepRole) == 250
     assert idx.data(SigmaRole) == pytest.approx(store.sigma(250))

@@ -85,15 +85,16 @@ def test_per_step_statistics_plot(qtbot, store, viewer):
     plan = fake_plan(2000)
     out = feed(store, plan, chunk=256)
     settle(qtbot, store)
-    qtbot.waitUntil(lambda: viewer.mean_curve.getData()[0] is not None
-                    and len(viewer.mean_curve.getData()[0]) == 2000, timeout=5000)
-    x, mean = viewer.mean_curve.getData()
-    _, std = viewer.std_curve.getData()
+    # xData/yData: the curves' data (getData() gives what is drawn, downsampled to the plot's width)
+    qtbot.waitUntil(lambda: viewer.mean_curve.xData is not None and len(viewer.mean_curve.xData) == 2000,
+                    timeout=5000)
+    x, mean = viewer.mean_curve.xData, viewer.mean_curve.yData
+    std = viewer.std_curve.yData
     ref = frame_stats(out)
     np.testing.assert_array_equal(x, np.arange(2000))
     np.testing.assert_allclose(mean, ref.mean)
     np.testing.assert_allclose(std, ref.std)
-    sx, sy = viewer.sigma_curve.getData()
+    sy = viewer.sigma_curve.yData
     np.testing.assert_allclose(sy, plan.model_sigmas.double().numpy())
     viewer.select_frame(1234)
     assert viewer.step_line.value() == 1234

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from .errors import BadParameterError, Cancelled, ResourceError
 from .families import Family, families_for_channels, get_family
 from .formulas import FORMULAS, Coefficients, coefficients, trajectory_increments
 from .latent_io import LatentWriter, validate_latent_shape
-from .noise import TAG_FRAME, TAG_SHARED, frame_seed, normal_
+from .noise import TAG_FRAME, TAG_SHARED, frame_seed, frame_seeds, normal_
 from .sigmas import check_names, check_steps, ksampler_sigmas, slice_bounds
 
 NOISE_MODES = ("independent", "shared", "trajectory")
@@ -180,6 +181,10 @@ class Reporter:
     def message(self, text: str) -> None:
         pass
 
+    #: True when the job runs behind an interactive window: its threads then run at a lower OS priority,
+    #: so that the window gets a core as soon as it needs one (the job still uses every idle core).
+    background = False
+
 
 @dataclass
 class UnsampleResult:
@@ -293,18 +298,20 @@ class _Engine:
         if self.shared_eps is not None:
             v.copy_(self.shared_eps.unsqueeze(0).expand_as(v))
         else:
-            gen = self._gen()
-            for j, i in enumerate(steps):
-                for b in range(self.B):
-                    normal_(v[j, b], gen, frame_seed(self.seed, TAG_FRAME, self.k[i], b))
+            self._noise(rows, steps)
         self._finish(v, steps)
 
-    def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
-        v = rows.view(len(steps), self.B, *rows.shape[1:])
+    def _noise(self, rows: torch.Tensor, steps: list) -> None:
+        """rows [len(steps)*B, ...] <- each frame's own noise, seeded from (seed, schedule step, item)."""
         gen = self._gen()
-        for j, i in enumerate(steps):
-            for b in range(self.B):
-                normal_(v[j, b], gen, frame_seed(self.seed, TAG_FRAME, self.k[i], b))
+        ks = [self.k[i] for i in steps for _ in range(self.B)]
+        seeds = frame_seeds(self.seed, TAG_FRAME, ks, list(range(self.B)) * len(steps))
+        for frame, s in zip(rows.unbind(0), seeds):
+            gen.manual_seed(s)
+            frame.normal_(generator=gen)
+
+    def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
+        self._noise(rows, steps)
 
     def trajectory_step(self, out: torch.Tensor, i: int, prev: Optional[torch.Tensor]) -> None:
         """out[b] holds eta_i for every item; turn it into frame i, given frame i-1 (``prev``)."""
@@ -408,7 +415,10 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
         out = _alloc(plan.out_shape, plan.device) if not streaming else None
         staging = (_alloc((min(chunk, n_out) * B, *plan.frame_shape), plan.device)
                    if streaming and plan.spec.noise != "trajectory" else None)
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unsample") as pool:
+        init = _lower_thread_priority if getattr(rep, "background", False) else None
+        if init:
+            init()
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unsample", initializer=init) as pool:
             if plan.spec.noise == "trajectory":
                 _run_trajectory(eng, plan, rep, pool, threads, chunk, out, writer)
             else:
@@ -419,6 +429,15 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
             writer.abort()
         raise
     return UnsampleResult(plan=plan, latent=out, path=path, seconds=time.perf_counter() - t0, device="cpu")
+
+
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Lower the calling thread's scheduling priority (Linux: per thread; elsewhere a no-op)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except (AttributeError, OSError):
+        pass
 
 
 def _parallel(pool: ThreadPoolExecutor, threads: int, n: int, fn) -> None:

@@ -14,29 +14,75 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 
 from .. import core
 from ..core.stats import StepStats, frame_stats
 from .background import Background
 
 
+class _Coalescer(QObject):
+    """Emits ``signal(start, stop)`` for the union of the ranges pushed, at most once per ``interval_ms``.
+
+    With interval 0 every push is emitted at once. A run delivers a chunk every few milliseconds;
+    letting every view repaint for each would saturate the event loop, so the window uses ~10 Hz.
+    """
+
+    def __init__(self, signal, interval_ms: int, parent: QObject):
+        super().__init__(parent)
+        self._signal = signal
+        self.interval_ms = interval_ms
+        self._range: Optional[tuple] = None
+        self._clock = QElapsedTimer()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.flush)
+
+    def push(self, start: int, stop: int) -> None:
+        r = self._range
+        self._range = (start, stop) if r is None else (min(r[0], start), max(r[1], stop))
+        if self.interval_ms <= 0 or not self._clock.isValid() or self._clock.elapsed() >= self.interval_ms:
+            self.flush()
+        elif not self._timer.isActive():
+            self._timer.start(max(1, self.interval_ms - int(self._clock.elapsed())))
+
+    def flush(self) -> None:
+        self._timer.stop()
+        r, self._range = self._range, None
+        if r is not None:
+            self._clock.start()
+            self._signal.emit(*r)
+
+    def drop(self) -> None:
+        self._timer.stop()
+        self._range = None
+
+
 class FrameStore(QObject):
-    """A run's frames and per-step statistics, filled chunk by chunk."""
+    """A run's frames and per-step statistics, filled chunk by chunk.
+
+    ``notify_interval_ms`` > 0 coalesces ``framesAdded`` and ``statsChanged`` to at most one each per
+    interval (the data itself is readable as soon as ``add`` returns).
+    """
 
     reset = Signal()  # a new run began (or the store was cleared): every view starts over
     framesAdded = Signal(int, int)  # steps [start, stop) arrived
     statsChanged = Signal(int, int)  # statistics of steps [start, stop) are in
     finished = Signal()  # the run completed; every frame is in
 
-    def __init__(self, parent: Optional[QObject] = None):
+    def __init__(self, parent: Optional[QObject] = None, notify_interval_ms: int = 0):
         super().__init__(parent)
+        self._frames_note = _Coalescer(self.framesAdded, notify_interval_ms, self)
+        self._stats_note = _Coalescer(self.statsChanged, notify_interval_ms, self)
         self._stats_pool = Background(self, threads=1, name="frame-stats")
         self._stats_pool.done.connect(self._on_stats)
         self._generation = 0
         self._clear_state()
 
     def _clear_state(self) -> None:
+        if hasattr(self, "_frames_note"):
+            self._frames_note.drop()
+            self._stats_note.drop()
         self._plan: Optional[core.Plan] = None
         self._chunks: list = []  # (start, stop, tensor rows [start*B, stop*B))
         self._chunk_of = np.zeros(0, dtype=np.int32)  # step -> index into _chunks, -1 = not in
@@ -82,7 +128,7 @@ class FrameStore(QObject):
         self._available = grown
         gen = self._generation
         self._stats_pool.submit(lambda: frame_stats(frames), (gen, start, stop))
-        self.framesAdded.emit(start, stop)
+        self._frames_note.push(start, stop)
 
     def finish(self, result: core.UnsampleResult) -> None:
         """The run completed: frames are read from ``result.latent`` from now on (when it is in memory)."""
@@ -98,7 +144,8 @@ class FrameStore(QObject):
                 gen = self._generation
                 full = result.latent
                 self._stats_pool.submit(lambda: frame_stats(full), (gen, 0, self.n_steps))
-                self.framesAdded.emit(int(missing[0]), self.n_steps)
+                self._frames_note.push(int(missing[0]), self.n_steps)
+        self._frames_note.flush()
         self._finished = True
         self.finished.emit()
 
@@ -114,7 +161,7 @@ class FrameStore(QObject):
         if gen != self._generation:
             return  # a previous run's chunk
         self._stats.add_stats(start, stop, fs)
-        self.statsChanged.emit(start, stop)
+        self._stats_note.push(start, stop)
 
     # -- reading --------------------------------------------------------------------------------
 

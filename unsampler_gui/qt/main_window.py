@@ -72,7 +72,7 @@ class MainWindow(QMainWindow):
         self.resize(1500, 950)
 
         # models and workers
-        self.store = FrameStore(self) if FrameStore is not None else None
+        self.store = FrameStore(self, notify_interval_ms=100) if FrameStore is not None else None
         self.worker = UnsampleWorker(self)
 
         # widgets

@@ -7,7 +7,6 @@ comes from ``core.plan_unsample`` on a ``LatestOnly`` worker, so nothing here co
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Optional

@@ -104,10 +104,14 @@ class SigmaPlot(QWidget):
         self.plot = pg.PlotWidget(self)
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        for axis in ("left", "bottom"):  # grid lines at major ticks only: minor ones cost ~10 ms a repaint
+            self.plot.getPlotItem().getAxis(axis).setStyle(maxTickLevel=0)
         self.plot.setLabel("bottom", "schedule step (sigma index)")
         self.plot.setLabel("left", "sigma (model space)")
         self.plot.setMinimumHeight(160)
         pi = self.plot.getPlotItem()
+        pi.setDownsampling(auto=True, mode="peak")  # 10,000-point schedules draw as ~2 points a pixel
+        pi.setClipToView(True)
         self.legend = pi.addLegend(offset=(-10, 10))
         self.region = pg.LinearRegionItem(movable=False)
         self.region.setZValue(-10)

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from .frame_store import FrameStore
-from .thumbnail_model import CaptionRole, ThumbnailModel
+from .thumbnail_model import ThumbnailModel
 
 #: Default thumbnail side, in pixels.
 THUMB_SIZE = 96
@@ -36,7 +36,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
     def _two_lines(self) -> bool:
         """Small thumbnails put the sigma on a second line, so that cells stay narrow."""
-        return self._model.thumb_size() < self._fm.horizontalAdvance("00000  \u03c3 0.000000")
+        return self._model.thumb_size() < self._one_line_width
+
+    @property
+    def _one_line_width(self) -> int:
+        w = getattr(self, "_one_line_w", None)
+        if w is None:
+            w = self._one_line_w = self._fm.horizontalAdvance("00000  \u03c3 0.000000")
+        return w
 
     def cell_size(self) -> QSize:
         s = self._model.thumb_size()
@@ -58,12 +65,15 @@ class ThumbnailDelegate(QStyledItemDelegate):
         elif option.state & QStyle.StateFlag.State_MouseOver:
             painter.fillRect(r, pal.color(QPalette.ColorRole.Midlight))
         s = self._model.thumb_size()
-        img = index.data(Qt.ItemDataRole.DecorationRole)  # cached, or a placeholder after a request
-        if img is not None:
-            x = r.x() + (r.width() - img.width()) // 2
-            y = r.y() + PAD + (s - img.height()) // 2
-            painter.drawImage(x, y, img)
-        step, sigma = index.data(CaptionRole) or ("", "")
+        row = index.row()
+        if not 0 <= row < self._model.rowCount():
+            painter.restore()
+            return
+        img = self._model.decoration(row)  # cached, or a placeholder after a request
+        x = r.x() + (r.width() - img.width()) // 2
+        y = r.y() + PAD + (s - img.height()) // 2
+        painter.drawImage(x, y, img)
+        step, sigma = self._model.caption(row)
         painter.setFont(self._font)
         fg = pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
         muted = fg if selected else QColor(150, 150, 160)
@@ -96,14 +106,13 @@ class ThumbnailGrid(QListView):
         self._delegate = ThumbnailDelegate(self._model, self)
         self.setModel(self._model)
         self.setItemDelegate(self._delegate)
-        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setViewMode(QListView.ViewMode.ListMode)  # with wrapping it is a grid, and lays out far faster than IconMode
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(True)
         self.setUniformItemSizes(True)
-        self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(2000)
+        self.setLayoutMode(QListView.LayoutMode.SinglePass)  # uniform sizes: laying out 10k rows is cheap
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)

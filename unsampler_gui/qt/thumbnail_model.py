@@ -70,7 +70,8 @@ class ThumbnailCache:
 
 
 class ThumbnailModel(QAbstractListModel):
-    """Rows are the store's available steps; DecorationRole is a lazily rendered thumbnail."""
+    """Rows are the run's planned steps; DecorationRole is a lazily rendered thumbnail, or a placeholder
+    until the step's frame has arrived."""
 
     #: Rows sent for rendering, once per batch (tests and diagnostics).
     renderRequested = Signal(object)
@@ -127,17 +128,13 @@ class ThumbnailModel(QAbstractListModel):
         row = index.row()
         s = self._store
         if role == Qt.ItemDataRole.DecorationRole:
-            img = self._cache.get(row)
-            if img is None:
-                self.request(row)
-                return self._placeholder
-            return img
+            return self.decoration(row)
         if role == ReadyRole:
             return row in self._cache
         if role == Qt.ItemDataRole.DisplayRole:
             return str(s.position(row))
         if role == CaptionRole:
-            return str(s.position(row)), f"\u03c3 {format_sigma(s.sigma(row))}"
+            return self.caption(row)
         if role == StepRole:
             return s.position(row)
         if role == SigmaRole:
@@ -148,6 +145,19 @@ class ThumbnailModel(QAbstractListModel):
             return (f"step {s.position(row)}\nsigma {s.sigma(row):.6g} (model space)\n"
                     f"raw {s.raw_sigma(row):.6g} (sigma / scale_factor)")
         return None
+
+    def decoration(self, row: int) -> QImage:
+        """The row's thumbnail, or the placeholder after asking for it (the delegate calls this directly:
+        no round trip through QVariant for every painted cell)."""
+        img = self._cache.get(row)
+        if img is None:
+            self.request(row)
+            return self._placeholder
+        return img
+
+    def caption(self, row: int) -> tuple:
+        s = self._store
+        return str(s.position(row)), f"\u03c3 {format_sigma(s.sigma(row))}"
 
     # -- settings -------------------------------------------------------------------------------
 
@@ -246,15 +256,14 @@ class ThumbnailModel(QAbstractListModel):
         if mode != "rgb" and not 0 <= int(mode) < max(1, st.channels):
             mode = "rgb"
         self._settings = dataclasses.replace(self._settings, item=item, time_index=t, mode=mode)
-        self._rows = st.available
+        self._rows = st.n_steps  # every planned step has its cell from the start: no relayout as frames arrive
         self.endResetModel()
 
     def _on_frames_added(self, start: int, stop: int) -> None:
-        new = self._store.available
-        if new > self._rows:
-            self.beginInsertRows(QModelIndex(), self._rows, new - 1)
-            self._rows = new
-            self.endInsertRows()
+        """Frames arrived: their cells swap the placeholder for a thumbnail (only visible ones ask for one)."""
+        if stop > start and start < self._rows:
+            self.dataChanged.emit(self.index(start), self.index(min(stop, self._rows) - 1),
+                                  [Qt.ItemDataRole.DecorationRole])
 
     def shutdown(self) -> None:
         self._flush_timer.stop()

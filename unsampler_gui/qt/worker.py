@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTimer, Signal, Slot
 
 from .. import core
 from .errors import describe
@@ -34,6 +34,8 @@ log = logging.getLogger("unsampler")
 
 #: Minimum seconds between two progress signals (the last one always goes through).
 PROGRESS_INTERVAL = 0.1
+#: How long a job waits for the GUI to take in its plan before it starts anyway (seconds).
+PLAN_WAIT = 1.0
 
 
 class TaskReporter(core.Reporter):
@@ -44,6 +46,7 @@ class TaskReporter(core.Reporter):
         self._cancel = cancel
         self._last = 0.0
         self.share_frames = False  # True when ``partial`` frames are views of the final output (no copy needed)
+        self.background = True  # the job's threads yield the CPU to the window
 
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
@@ -62,7 +65,14 @@ class TaskReporter(core.Reporter):
         self._thread.sig_message.emit(self._thread.job_id, str(text))
 
     def planned(self, plan) -> None:
+        """Hand the plan to the GUI and wait (briefly) until the views have taken it in, so that their
+        one-off reset and layout do not compete with the job's threads for the GIL."""
+        self._thread.plan_taken.clear()
         self._thread.sig_planned.emit(self._thread.job_id, plan)
+        deadline = time.monotonic() + PLAN_WAIT
+        while not self._thread.plan_taken.wait(0.02):
+            if self._cancel.is_set() or time.monotonic() > deadline:
+                break
 
 
 class _JobThread(QThread):
@@ -83,6 +93,7 @@ class _JobThread(QThread):
         self.fn = fn
         self.context = context
         self.cancel_event = threading.Event()
+        self.plan_taken = threading.Event()  # set by the GUI thread once the views have the plan
         self.reporter = TaskReporter(self, self.cancel_event)
         self.setObjectName(f"unsampler-{context or 'job'}-{job_id}")
 
@@ -201,8 +212,11 @@ class Worker(QObject):
 
     @Slot(int, object)
     def _on_planned(self, job_id: int, plan) -> None:
+        t = self.sender()
         if self._is_current(job_id):
             self._planned(plan)
+        if isinstance(t, _JobThread):  # after the views' delayed layout (a zero timer queued before this one)
+            QTimer.singleShot(0, t.plan_taken.set)
 
     def _planned(self, plan) -> None:  # overridden by UnsampleWorker
         pass

@@ -1,0 +1,172 @@
+"""GUI benchmarks: time to the first paint, event-loop stalls during a 10,000-frame run, and what
+scrolling the whole grid renders.
+
+    python benchmarks/bench_gui.py          (offscreen; `make bench` runs it too)
+
+Prints one table in the same format as benchmarks/run.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("SWI"):
+    sys.setswitchinterval(float(os.environ["SWI"]))
+
+
+def first_paint_child(t0: float) -> None:
+    """Runs in a fresh process: the app's own start-up path, until the main window first paints."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    from unsampler_gui.qt.app import build_window, create_application, parse_args
+
+    app = create_application([])
+    win = build_window(parse_args([]))
+    painted = {}
+
+    class Probe(QObject):
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint and "t" not in painted:
+                painted["t"] = time.time() - t0
+                QTimer.singleShot(0, app.quit)
+            return False
+
+    probe = Probe()
+    win.installEventFilter(probe)
+    win.show()
+    QTimer.singleShot(20000, app.quit)
+    app.exec()
+    win.shutdown()
+    print(json.dumps({"first_paint": painted.get("t")}))
+
+
+def time_to_first_paint(repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        env = dict(os.environ, UNSAMPLER_SETTINGS=os.path.join(ROOT, ".bench-settings.ini"))
+        r = subprocess.run([sys.executable, __file__, "--first-paint", repr(time.time())], capture_output=True,
+                           text=True, timeout=120, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+        times.append(json.loads(r.stdout.strip().splitlines()[-1])["first_paint"])
+    try:
+        os.unlink(os.path.join(ROOT, ".bench-settings.ini"))
+    except OSError:
+        pass
+    return sorted(times)[len(times) // 2]
+
+
+def run_and_scroll() -> dict:
+    """A 10,000-frame SD1.5 run in the real window, probed by a 10 ms timer; then scroll the grid."""
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from unsampler_gui.qt.app import build_window, create_application, parse_args
+    from unsampler_gui.qt.settings import Settings
+
+    os.environ["UNSAMPLER_SETTINGS"] = os.path.join(ROOT, ".bench-settings.ini")
+    app = create_application([])
+    win = build_window(parse_args(["--steps", "10000"]), Settings())
+    win.resize(1500, 950)
+    win.show()
+    settle = time.perf_counter() + 2.0  # let start-up finish (latent load, first plot) before probing
+    while time.perf_counter() < settle:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    gaps, when = [], []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    cpu = [time.thread_time()]
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        c = time.thread_time()
+        when.append((now, round((c - cpu[0]) * 1000)))
+        cpu[0] = c
+        last[0] = now
+
+    probe = QTimer()
+    probe.setInterval(10)
+    probe.timeout.connect(tick)
+    loop = QEventLoop()
+    win.runFinished.connect(loop.quit)
+    QTimer.singleShot(120000, loop.quit)
+    t = time.perf_counter()
+    probe.start()
+    win.run_when_ready()
+    loop.exec()
+    run_s = time.perf_counter() - t
+    probe.stop()
+    frames = win.store.available if win.store is not None else 0
+    # let the thumbnails of the first page arrive, then scroll end to end, page by page
+    grid = win.grid
+    model = grid.model()
+    requested = []
+    model.renderRequested.connect(lambda rows: requested.extend(rows))
+    bar = grid.verticalScrollBar()
+    visible_total = set()
+    pages = 0
+    bar.setValue(0)
+    while True:
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            QApplication.processEvents()
+        visible_total.update(grid.visible_rows())
+        pages += 1
+        if bar.value() >= bar.maximum():
+            break
+        bar.setValue(bar.value() + bar.pageStep())
+    rendered = set(requested)
+    cache = model.cache
+    top = sorted(zip(gaps, when), reverse=True)[:5]
+    out = {"top_gaps": [(g, w[0] - g, w[1]) for g, w in top], "run_s": run_s, "frames": frames, "max_gap_ms": max(gaps) if gaps else None,
+           "probes": len(gaps), "pages": pages, "rendered": len(rendered), "visible": len(visible_total),
+           "offscreen_rendered": len(rendered - visible_total), "cache_items": len(cache),
+           "cache_mb": cache.bytes / 1e6}
+    win.close()
+    win.shutdown()
+    try:
+        os.unlink(os.path.join(ROOT, ".bench-settings.ini"))
+    except OSError:
+        pass
+    return out
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--first-paint":
+        first_paint_child(float(sys.argv[2]))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--run-child":
+        print(json.dumps(run_and_scroll()))
+        return 0
+    from benchmarks.run import _print_table
+
+    rows = []
+    fp = time_to_first_paint()
+    rows.append(("GUI: window first paint after launch", "-", f"{fp:.2f} s", "-", "-", "<= 2.5 s",
+                 "pass" if fp <= 2.5 else "MISS"))
+    r = subprocess.run([sys.executable, __file__, "--run-child"], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-3000:])
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    rows.append((f"GUI: longest event-loop stall, SD1.5 x 10000 run ({d['run_s']:.1f} s)", "-",
+                 f"{d['max_gap_ms']:.0f} ms", "-", "-", "<= 50 ms", "pass" if d["max_gap_ms"] <= 50 else "MISS"))
+    ok = d["offscreen_rendered"] == 0 and d["frames"] == 10000
+    rows.append((f"GUI: scroll 10000-frame grid end to end ({d['pages']} pages)", "-",
+                 f"{d['rendered']} rendered, {d['offscreen_rendered']} off-screen", "-",
+                 f"{d['cache_items']} thumbs, {d['cache_mb']:.0f} MB", "only visible; bounded", "pass" if ok else "MISS"))
+    _print_table(rows)
+    return 0 if all(r[-1] == "pass" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
