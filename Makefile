@@ -23,7 +23,8 @@ fuzz: $(STAMP)
 	UNSAMPLER_FUZZ_EXAMPLES=20000 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests/test_fuzz.py
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py $(ARGS)
+	$(PY) benchmarks/run.py $(ARGS); a=$$?; QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py; b=$$?; \
+	$(PY) benchmarks/bench_detect.py; exit $$(( a || b ))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
