@@ -63,3 +63,80 @@ def test_streaming_is_allowed_when_memory_is_short(tmp_path, monkeypatch):
     spec = UnsampleSpec(family=get_family("SD15"), latent=torch.zeros(1, 4, 16, 16), steps=100)
     r = run_unsample(spec, output=str(tmp_path / "s.latent"), max_memory=1 << 20)
     assert read_latent(r.path).tensor.shape == (100, 4, 16, 16)
+
+
+BAD_FILES = {
+    "empty.latent": b"",
+    "random.latent": bytes(range(256)) * 7,
+    "zero_header.latent": b"\0" * 16,
+    "past_end.latent": (5000).to_bytes(8, "little") + b"{}",
+    "huge_header.latent": (200_000_000).to_bytes(8, "little") + b"{}" + b" " * 64,
+    "not_json.latent": (9).to_bytes(8, "little") + b"{not json",
+    "not_utf8.latent": (4).to_bytes(8, "little") + b"\xff\xfe\xfd{",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+@pytest.mark.parametrize("command", ["info", "run"])
+def test_cli_bad_files_are_one_line_exit_2(tmp_path, capsys, name, command):
+    from unsampler_gui.cli import main
+
+    p = tmp_path / name
+    p.write_bytes(BAD_FILES[name])
+    args = ["info", str(p)] if command == "info" else ["run", "--model", "SD15", "--latent", str(p), "--steps", "3",
+                                                       "-o", str(tmp_path / "out.latent")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("unsampler: error:") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.latent").exists()
+
+
+@pytest.mark.parametrize("case", ["folder", "missing"])
+def test_cli_folder_and_missing_file(tmp_path, capsys, case):
+    from unsampler_gui.cli import main
+
+    target = tmp_path if case == "folder" else tmp_path / "nope.latent"
+    assert main(["run", "--model", "SD15", "--latent", str(target), "--steps", "3", "-o",
+                 str(tmp_path / "o.latent")]) == 2
+    err = capsys.readouterr().err
+    assert ("folder" in err or "no such file" in err) and "Traceback" not in err
+
+
+def test_cuda_out_of_memory_retries_on_the_cpu(monkeypatch):
+    import unsampler_gui.core.unsample as u
+    from unsampler_gui.core import Reporter
+
+    real_run = u._run
+    monkeypatch.setattr(u, "resolve_device", lambda name: torch.device("cuda" if name == "cuda" else "cpu"))
+
+    def run(plan, *a, **kw):
+        if plan.device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_run(plan, *a, **kw)
+
+    monkeypatch.setattr(u, "_run", run)
+    said = []
+
+    class Rep(Reporter):
+        def message(self, text):
+            said.append(text)
+
+    spec = UnsampleSpec(family=get_family("SD15"), latent=torch.zeros(1, 4, 8, 8), steps=5, device="cuda")
+    r = run_unsample(spec, Rep())
+    assert r.device == "cpu" and r.latent.shape == (5, 4, 8, 8)
+    assert said and "CPU" in said[0]
+
+
+def test_cancelled_export_leaves_nothing(tmp_path):
+    from unsampler_gui.core import Cancelled, Reporter
+    from unsampler_gui.core.export import export_latent
+
+    r = run_unsample(UnsampleSpec(family=get_family("SD15"), latent=torch.zeros(1, 4, 8, 8), steps=30))
+
+    class Stop(Reporter):
+        def is_cancelled(self):
+            return True
+
+    with pytest.raises(Cancelled):
+        export_latent(r, tmp_path / "x.latent", positions=list(range(0, 30, 2)), reporter=Stop())
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QScrollArea, QToolButton, QWidget)
 
-from .. import __version__, core
+from .. import core
 from ..core.devices import human_bytes
 from . import errors, resource_path
 from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT, ExportDialog, ExportSource
@@ -477,10 +477,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def about(self) -> None:
-        QMessageBox.about(self, "About Unsampler",
-                          f"<b>Unsampler {__version__}</b><br>ComfyUI's BatchUnsampler on the desktop: exact "
-                          "noise schedules and progressively noised latents, without ComfyUI or model weights."
-                          f"<br><br>Log file: {errors.LOG_PATH or 'none'}")
+        from .about import about_html
+
+        QMessageBox.about(self, "About Unsampler", about_html())
 
     # -- closing ------------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -11,12 +11,15 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from .. import core
 from ..core.devices import available_memory, cuda_available, human_bytes
+from ..core.latent_io import NonFiniteLatentError
 from ..core.sigmas import MAX_STEPS
 from . import SAMPLE_LABEL
 from .settings import Settings
@@ -72,9 +75,25 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def load_latent(path: str, is_sample: bool = False) -> LoadedLatent:
-    """Read and summarise a latent file (runs on a worker)."""
-    lf = core.read_latent(path)
+@dataclass(frozen=True)
+class NonFiniteLatent:
+    """A latent that holds NaN/Inf values: the user is asked before it is used (with them zeroed)."""
+
+    path: str
+    count: int
+    is_sample: bool = False
+
+
+def load_latent(path: str, is_sample: bool = False, allow_nonfinite: bool = False):
+    """Read and summarise a latent file (runs on a worker). NaN/Inf values give a ``NonFiniteLatent``
+    unless allowed; when allowed they are replaced by 0, and the summary says how many."""
+    try:
+        lf = core.read_latent(path, allow_nonfinite=allow_nonfinite)
+    except NonFiniteLatentError:
+        bad = core.read_latent(path, allow_nonfinite=True).nonfinite
+        return NonFiniteLatent(path, bad, is_sample)
+    if lf.nonfinite:
+        lf.tensor = torch.nan_to_num(lf.tensor, nan=0.0, posinf=0.0, neginf=0.0)
     summary = lf.summary()
     return LoadedLatent(tensor=lf.tensor, name=os.path.basename(path), path=os.path.abspath(path), sha256=lf.sha256,
                         stored_dtype=lf.stored_dtype, kind=lf.kind, summary=summary, unsampler=lf.unsampler,
@@ -424,12 +443,30 @@ class ParamPanel(QWidget):
         if path:
             self.open_checkpoint(path)
 
-    def open_latent(self, path: str, is_sample: bool = False) -> None:
+    def open_latent(self, path: str, is_sample: bool = False, allow_nonfinite: bool = False) -> None:
         """Read a latent on a worker; the form updates when it arrives."""
         if not is_sample:
             self.settings.set_folder("latent", path)
         self.status.emit(f"reading {os.path.basename(path)}…")
-        self._latent_loader.run_in_thread(lambda rep: load_latent(path, is_sample))
+        self._latent_loader.run_in_thread(lambda rep: load_latent(path, is_sample, allow_nonfinite))
+
+    def _ask_nonfinite(self, bad: NonFiniteLatent) -> None:
+        """NaN/Inf in a latent: say so and use it (zeroed) only when the user agrees."""
+        name = os.path.basename(bad.path)
+        text = (f"{name} holds {bad.count} NaN/Inf values. Unsampling it would spread them into every frame.\n\n"
+                "Replace them with 0 and open it anyway?")
+        self.status.emit(f"{name}: {bad.count} NaN/Inf values")
+        if self.confirm_nonfinite(text):
+            self.open_latent(bad.path, bad.is_sample, allow_nonfinite=True)
+        else:
+            self.status.emit(f"{name} was not opened: it holds NaN/Inf values")
+
+    def confirm_nonfinite(self, text: str) -> bool:
+        """Asks the user (tests replace this)."""
+        answer = QMessageBox.question(self, "Open latent", text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def open_checkpoint(self, path_or_name: str) -> None:
         """Detect a checkpoint's family on a worker (or pick a built-in family by name)."""
@@ -481,7 +518,9 @@ class ParamPanel(QWidget):
 
     @Slot(object)
     def _on_loaded(self, value) -> None:
-        if isinstance(value, LoadedLatent):
+        if isinstance(value, NonFiniteLatent):
+            self._ask_nonfinite(value)
+        elif isinstance(value, LoadedLatent):
             self.set_latent(value)
             self.status.emit(f"opened {value.name} {list(value.shape)}")
         else:

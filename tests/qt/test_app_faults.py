@@ -1,0 +1,56 @@
+"""Bad latents in the window: NaN/Inf asks first, broken files are a message, never a traceback."""
+from __future__ import annotations
+
+import torch
+
+from unsampler_gui.core.latent_io import write_latent
+
+WAIT_MS = 30000
+
+
+def _nan_latent(tmp_path):
+    x = torch.randn(1, 4, 8, 8)
+    x[0, 1, 2, 3] = float("nan")
+    x[0, 2, 0, 0] = float("inf")
+    p = tmp_path / "nan.latent"
+    write_latent(p, x)
+    return p
+
+
+def test_nan_latent_refused_when_the_user_says_no(window, qtbot, tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(window.panel, "confirm_nonfinite", lambda text: asked.append(text) or False)
+    before = window.panel.latent()
+    window.panel.open_latent(str(_nan_latent(tmp_path)))
+    qtbot.waitUntil(lambda: bool(asked), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.panel.is_loading(), timeout=WAIT_MS)
+    assert "2 NaN/Inf values" in asked[0]
+    assert window.panel.latent() is before  # nothing changed
+
+
+def test_nan_latent_zeroed_when_the_user_agrees(window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(window.panel, "confirm_nonfinite", lambda text: True)
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.panel.open_latent(str(_nan_latent(tmp_path)))
+    t = window.panel.latent().tensor
+    assert torch.isfinite(t).all() and t[0, 1, 2, 3] == 0 and t[0, 2, 0, 0] == 0
+
+
+def test_corrupt_latent_is_a_message(window, qtbot, tmp_path, monkeypatch):
+    shown = []
+    from unsampler_gui.qt import errors
+
+    monkeypatch.setattr(errors, "show_error", lambda parent, title, text: shown.append(text))
+    p = tmp_path / "broken.latent"
+    p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    window.panel.open_latent(str(p))
+    qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
+    assert "broken.latent" in shown[0] and "Traceback" not in shown[0]
+
+
+def test_about_names_versions_and_licences(window):
+    from unsampler_gui.qt.about import about_html
+
+    html = about_html()
+    for word in ("Unsampler", "torch", "CUDA", "Qt", "PySide6", "LGPL", "MIT"):
+        assert word in html
