@@ -152,3 +152,13 @@ def test_export_to_a_folder_that_is_not_comfyui(window, qtbot, tmp_path, set_ste
     with qtbot.waitSignal(dlg.worker.finished, timeout=WAIT_MS):
         assert dlg.start_export()
     assert "ComfyUI" in dlg.status_label.text() and not list(tmp_path.glob("*.latent"))
+
+
+def test_plots_show_the_whole_run(window, qtbot, set_steps, run_and_wait):
+    """After a run, the statistics plot spans every step (not an empty plot's 0..1 view)."""
+    set_steps(window, 40)
+    run_and_wait(window)
+    curve = window.viewer.std_curve
+    qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) == 40, timeout=10000)
+    vb = window.viewer.stats_plot.getPlotItem().getViewBox()
+    qtbot.waitUntil(lambda: vb.viewRange()[0][1] >= 39 and vb.viewRange()[1][1] > 10, timeout=10000)

@@ -95,6 +95,8 @@ def test_per_step_statistics_plot(qtbot, store, viewer):
     np.testing.assert_allclose(mean, ref.mean)
     np.testing.assert_allclose(std, ref.std)
     sy = viewer.sigma_curve.yData
+    # the plot shows all of it (a view range stuck at the empty plot's 0..1 once hid the curves)
+    qtbot.waitUntil(lambda: viewer.stats_plot.getPlotItem().getViewBox().viewRange()[0][1] >= 1999, timeout=5000)
     np.testing.assert_allclose(sy, plan.model_sigmas.double().numpy())
     viewer.select_frame(1234)
     assert viewer.step_line.value() == 1234

@@ -154,7 +154,6 @@ class FrameViewer(QWidget):
         self.stats_plot.hideButtons()
         pi = self.stats_plot.getPlotItem()
         pi.setDownsampling(auto=True, mode="peak")  # 10,000 steps draw as ~2 points a pixel
-        pi.setClipToView(True)
         pi.setLabel("bottom", "step")
         pi.setLabel("left", "mean, std")
         self.legend = pi.addLegend(offset=(4, 4))
@@ -169,7 +168,6 @@ class FrameViewer(QWidget):
         self.sigma_box.setXLink(pi)
         self.sigma_curve = pg.PlotDataItem([], [])
         self.sigma_curve.setDownsampling(auto=True, method="peak")
-        self.sigma_curve.setClipToView(True)
         self.sigma_box.addItem(self.sigma_curve)
         self.legend.addItem(self.sigma_curve, "sigma")
         pi.vb.sigResized.connect(self._sync_sigma_box)

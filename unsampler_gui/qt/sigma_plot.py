@@ -111,7 +111,6 @@ class SigmaPlot(QWidget):
         self.plot.setMinimumHeight(160)
         pi = self.plot.getPlotItem()
         pi.setDownsampling(auto=True, mode="peak")  # 10,000-point schedules draw as ~2 points a pixel
-        pi.setClipToView(True)
         self.legend = pi.addLegend(offset=(-10, 10))
         self.region = pg.LinearRegionItem(movable=False)
         self.region.setZValue(-10)
