@@ -145,3 +145,13 @@ def run_and_wait(qtbot):
 def pytest_configure(config):
     config.addinivalue_line("markers", "allow_dangling_threads: skip the running-thread check")
     config.addinivalue_line("markers", "allow_dangling_timers: skip the active-timer check")
+
+
+@pytest.fixture
+def store(qtbot):
+    """An empty FrameStore (the views' model), shut down after the test."""
+    from unsampler_gui.qt.frame_store import FrameStore
+
+    s = FrameStore()
+    yield s
+    s.shutdown()

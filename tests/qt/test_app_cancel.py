@@ -5,7 +5,7 @@ import os
 import threading
 
 import pytest
-from PySide6.QtCore import QThread
+
 
 from unsampler_gui import core
 from unsampler_gui.qt import worker as worker_mod

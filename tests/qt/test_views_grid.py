@@ -5,19 +5,11 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
-from unsampler_gui.qt.frame_store import FrameStore
 from unsampler_gui.qt.thumbnail_grid import ThumbnailGrid
 from unsampler_gui.qt.thumbnail_model import RawSigmaRole, ReadyRole, SigmaRole, StepRole, ThumbnailModel
 from views_helpers import fake_plan, feed, no_dangling_threads, settle  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_dangling_threads")
-
-
-@pytest.fixture
-def store(qtbot):
-    s = FrameStore()
-    yield s
-    s.shutdown()
 
 
 @pytest.fixture

@@ -7,17 +7,9 @@ import torch
 
 from unsampler_gui import core
 from unsampler_gui.core.stats import frame_stats
-from unsampler_gui.qt.frame_store import FrameStore
 from views_helpers import fake_frames, fake_plan, feed, finish, no_dangling_threads, settle  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_dangling_threads")
-
-
-@pytest.fixture
-def store(qtbot):
-    s = FrameStore()
-    yield s
-    s.shutdown()
 
 
 def test_store_holds_10k_frames_by_reference(qtbot, store):

@@ -6,19 +6,11 @@ from PySide6.QtTest import QTest
 
 from unsampler_gui.core import preview
 from unsampler_gui.core.stats import frame_stats
-from unsampler_gui.qt.frame_store import FrameStore
 from unsampler_gui.qt.frame_viewer import HIST_BINS, FrameViewer
 from unsampler_gui.qt.thumbnail_grid import ThumbnailGrid, link
 from views_helpers import fake_plan, feed, finish, no_dangling_threads, settle  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_dangling_threads")
-
-
-@pytest.fixture
-def store(qtbot):
-    s = FrameStore()
-    yield s
-    s.shutdown()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ GPU memory holds the latent, two chunk buffers and one noise block.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from bisect import bisect_left
@@ -112,7 +113,7 @@ def run_cuda(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool, 
             ev.synchronize()
             fn()
 
-    try:
+    with writer or contextlib.nullcontext():  # the writer removes its temporary file if anything fails
         for c, c0 in enumerate(range(0, len(steps_all), chunk)):
             _check_cancel(rep)
             steps = steps_all[c0:c0 + chunk]
@@ -160,10 +161,6 @@ def run_cuda(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool, 
         flush(0)
         torch.cuda.synchronize(eng.dev)
         path = writer.commit() if writer else None
-    except BaseException:
-        if writer:
-            writer.abort()
-        raise
     return UnsampleResult(plan=plan, latent=out, path=path, seconds=time.perf_counter() - t0, device="cuda")
 
 

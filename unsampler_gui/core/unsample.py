@@ -411,7 +411,7 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
         eng.fill_rows(first, [0])
         eng.norm_shift = first.reshape(B, -1).mean(dim=1)  # float32 mean of step 0, per item
     writer = LatentWriter(output, plan.out_shape, export_metadata(plan), overwrite=overwrite) if streaming else None
-    try:
+    with writer or contextlib.nullcontext():  # the writer removes its temporary file if anything fails
         out = _alloc(plan.out_shape, plan.device) if not streaming else None
         staging = (_alloc((min(chunk, n_out) * B, *plan.frame_shape), plan.device)
                    if streaming and plan.spec.noise != "trajectory" else None)
@@ -424,10 +424,6 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
             else:
                 _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
         path = writer.commit() if writer else None
-    except BaseException:
-        if writer:
-            writer.abort()
-        raise
     return UnsampleResult(plan=plan, latent=out, path=path, seconds=time.perf_counter() - t0, device="cpu")
 
 
