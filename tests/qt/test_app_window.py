@@ -102,3 +102,10 @@ def test_settings_remember_parameters(qtbot, settings):
     p = win2.panel.params()
     assert (p["sampler"], p["scheduler"], p["steps"], p["seed"]) == ("dpm_2", "karras", 33, 7)
     win2.close()
+
+
+def test_grid_follows_the_viewer_display(window):
+    """Choosing a channel in the viewer makes the thumbnails show that channel too."""
+    window.viewer.displayChanged.emit(2, "auto")
+    s = window.grid.thumbnail_model().settings
+    assert s.mode == 2 and s.contrast == "auto"

@@ -28,27 +28,11 @@ from .worker import UnsampleWorker
 
 log = logging.getLogger("unsampler")
 
-try:  # the views (frame store, grid, viewer) are their own modules; the window works without them
-    from .frame_store import FrameStore
-except ImportError:  # pragma: no cover - only while they are being written
-    FrameStore = None
-try:
-    from .thumbnail_grid import ThumbnailGrid
-except ImportError:  # pragma: no cover
-    ThumbnailGrid = None
-try:
-    from .frame_viewer import FrameViewer
-except ImportError:  # pragma: no cover
-    FrameViewer = None
+from .frame_store import FrameStore
+from .frame_viewer import FrameViewer
+from .thumbnail_grid import ThumbnailGrid, link
 
 LATENT_SUFFIXES = (".latent", ".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
-
-
-def _placeholder(text: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    lab.setEnabled(False)
-    return lab
 
 
 class MainWindow(QMainWindow):
@@ -72,14 +56,15 @@ class MainWindow(QMainWindow):
         self.resize(1500, 950)
 
         # models and workers
-        self.store = FrameStore(self, notify_interval_ms=100) if FrameStore is not None else None
+        self.store = FrameStore(self, notify_interval_ms=100)  # views repaint at most ~10 times a second
         self.worker = UnsampleWorker(self)
 
         # widgets
         self.panel = ParamPanel(self.settings)
         self.plot = SigmaPlot()
-        self.grid = ThumbnailGrid(self.store) if ThumbnailGrid and self.store is not None else None
-        self.viewer = FrameViewer(self.store) if FrameViewer and self.store is not None else None
+        self.grid = ThumbnailGrid(self.store)
+        self.viewer = FrameViewer(self.store)
+        link(self.grid, self.viewer, selection=False)  # thumbnails follow the viewer's item, time and display
 
         self._build_layout()
         self._build_status_bar()
@@ -108,9 +93,9 @@ class MainWindow(QMainWindow):
         scroll.setMinimumWidth(self.panel.sizeHint().width() + 24)
         self.inputs_dock = self._dock("Inputs", "inputs", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.sigma_dock = self._dock("Sigmas", "sigmas", self.plot, Qt.DockWidgetArea.TopDockWidgetArea)
-        viewer = self.viewer or _placeholder("frame viewer")
+        viewer = self.viewer
         self.viewer_dock = self._dock("Frame", "frame", viewer, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.setCentralWidget(self.grid or _placeholder("thumbnail grid"))
+        self.setCentralWidget(self.grid)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.resizeDocks([self.inputs_dock, self.viewer_dock], [330, 480], Qt.Orientation.Horizontal)
@@ -204,10 +189,8 @@ class MainWindow(QMainWindow):
         w.error.connect(self._run_error)
         w.cancelled.connect(self._run_cancelled)
         w.finished.connect(self._run_finished)
-        if self.store is not None:
-            w.partial.connect(self.store.add)
-        selectors = [x for x in (self.grid, self.viewer, self.plot) if x is not None]
-        for src in selectors:
+        w.partial.connect(self.store.add)
+        for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
 
     def _restore(self) -> None:
@@ -330,8 +313,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _run_planned(self, plan) -> None:
-        if self.store is not None:
-            self.store.begin(plan)
+        self.store.begin(plan)
         self.progress.setRange(0, len(plan.positions))
         self.progress.setValue(0)
         self.show_status(f"running: {plan.describe()} on {plan.device.type}")
@@ -351,22 +333,19 @@ class MainWindow(QMainWindow):
     def _run_result(self, result) -> None:
         self._result = result
         self._result_params = self._run_params
-        if self.store is not None:
-            self.store.finish(result)
+        self.store.finish(result)
         n = len(result.plan.positions) * result.plan.batch
         self.show_status(f"{n} latents {list(result.plan.out_shape)} in {result.seconds:.2f} s on {result.device}")
 
     @Slot(str)
     def _run_error(self, text: str) -> None:
-        if self.store is not None:
-            self.store.clear()
+        self.store.clear()
         self.show_status(text)
         self.show_error("Run", text)
 
     @Slot()
     def _run_cancelled(self) -> None:
-        if self.store is not None:
-            self.store.clear()
+        self.store.clear()
         self.show_status("cancelled: nothing was kept")
 
     @Slot()
@@ -406,7 +385,7 @@ class MainWindow(QMainWindow):
 
     def _sync_selection(self, frame: int, source) -> None:
         for w in (self.grid, self.viewer, self.plot):
-            if w is not None and w is not source:
+            if w is not source:
                 w.select_frame(frame)
 
     def _update_title(self) -> None:
@@ -492,12 +471,9 @@ class MainWindow(QMainWindow):
             self._export.shutdown()
         self.panel.shutdown()
         self.plot.shutdown()
-        if self.store is not None:
-            self.store.clear()  # answers still queued for this run are now stale and dropped
+        self.store.clear()  # answers still queued for this run are now stale and dropped
         for w in (self.grid, self.viewer, self.store):
-            stop = getattr(w, "shutdown", None)
-            if callable(stop):
-                stop()
+            w.shutdown()
 
     def closeEvent(self, event) -> None:
         if not self._closed:

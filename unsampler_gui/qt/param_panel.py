@@ -114,11 +114,8 @@ class DetectedModel:
 
 def detect_model(path_or_name: str) -> DetectedModel:
     """``core.detect.resolve_model`` (runs on a worker)."""
-    try:
-        from ..core.detect import resolve_model
-    except ImportError:
-        raise core.UnsamplerError("checkpoint detection is not available in this build; choose a built-in "
-                                  "family instead") from None
+    from ..core.detect import resolve_model
+
     return DetectedModel(source=path_or_name, detection=resolve_model(path_or_name, shift=None, prediction=None))
 
 
