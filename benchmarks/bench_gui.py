@@ -75,6 +75,9 @@ def run_and_scroll() -> dict:
     win = build_window(parse_args(["--steps", "10000"]), Settings())
     win.resize(1500, 950)
     win.show()
+    if os.environ.get("BENCH_HIDE"):
+        for name in os.environ["BENCH_HIDE"].split(","):
+            getattr(win, name).hide()
     settle = time.perf_counter() + 2.0  # let start-up finish (latent load, first plot) before probing
     while time.perf_counter() < settle:
         QApplication.processEvents()

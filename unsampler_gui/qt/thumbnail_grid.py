@@ -222,6 +222,14 @@ class ThumbnailGrid(QListView):
         stop = first_where(lambda r: r.top() >= h)
         return range(first, max(first, stop))
 
+    def dataChanged(self, top_left, bottom_right, roles=()) -> None:
+        """Repaint only when a changed row is on screen: while a run fills rows far below the visible
+        page, QListView would otherwise repaint every visible cell for each batch of arrivals."""
+        vis = self.visible_rows()
+        if len(vis) and (bottom_right.row() < vis.start or top_left.row() >= vis.stop):
+            return
+        super().dataChanged(top_left, bottom_right, roles)
+
     def shutdown(self) -> None:
         """Stop the thumbnail threads (the window calls it when closing)."""
         self._model.shutdown()
