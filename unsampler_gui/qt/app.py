@@ -83,8 +83,11 @@ def setup_logging() -> Optional[str]:
             continue
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s: %(message)s"))
         log.addHandler(fh)
-        from . import errors
-        errors.LOG_PATH = str(path)
+        try:
+            from . import errors  # a Qt module: it may be what cannot load
+            errors.LOG_PATH = str(path)
+        except Exception:
+            pass
         return str(path)
     return None
 
@@ -221,22 +224,47 @@ def _family_takes_sample(name: str) -> bool:
 
 
 def _startup_failed(exc: BaseException, log_path: Optional[str], show_box: bool) -> int:
-    if sys.stderr is not None:
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    """The traceback goes to the log file and the console (logging's console handler), the short message to a
+    dialog: Qt's when Qt works, the platform's own otherwise."""
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        log.error("startup failed:\n%s", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        log.error("startup failed:\n%s", details)
     except Exception:
         pass
+    if sys.stderr is not None and not any(isinstance(h, logging.StreamHandler) and
+                                          not isinstance(h, logging.FileHandler) for h in log.handlers):
+        print(details, file=sys.stderr)
     if show_box:
+        text = f"{_short(exc)}\n\nDetails are in the log file:\n{log_path or '(none)'}"
+        shown = False
         try:
             from PySide6.QtWidgets import QApplication, QMessageBox
             if QApplication.instance() is not None:
-                from .errors import user_message
-                QMessageBox.critical(None, "Unsampler could not start",
-                                     f"{user_message(exc)}\n\nDetails are in the log file:\n{log_path or '(none)'}")
-        except Exception:
+                QMessageBox.critical(None, "Unsampler could not start", text)
+                shown = True
+        except Exception:  # Qt missing or broken: the platform's own dialog instead
             pass
+        if not shown:
+            from .native_message import show_native_error
+            show_native_error("Unsampler could not start", text)
     return 1
+
+
+class StartupError(RuntimeError):
+    """A start-up problem with a message meant for the user as is."""
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, StartupError):
+        return str(exc)
+    if isinstance(exc, ImportError) and "PySide6" in str(exc):
+        return (f"Qt (PySide6) could not be loaded: {exc}. Reinstall with `pip install PySide6-Essentials`, "
+                "or use the `unsampler` command line")
+    try:
+        from .errors import user_message
+        return user_message(exc)
+    except Exception:
+        return f"{type(exc).__name__}: {exc}"
 
 
 def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, frame=None) -> None:
@@ -266,14 +294,20 @@ def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, f
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    log_path = None
     app = None
     try:
         from PySide6.QtCore import QCoreApplication
-        QCoreApplication.setOrganizationName(ORG_NAME)
+        QCoreApplication.setOrganizationName(ORG_NAME)  # names the log folder (AppLocalDataLocation)
         QCoreApplication.setApplicationName(APP_NAME)
-        log_path = setup_logging()
-        log.info("starting Unsampler %s: %s", _version(), " ".join(argv))
+    except Exception:  # Qt missing or broken: reported below, and logged under ~/.cache
+        pass
+    log_path = setup_logging()
+    log.info("starting Unsampler %s: %s", _version(), " ".join(argv))
+    try:
+        from .native_message import has_display
+        if not has_display():
+            raise StartupError("no display: Unsampler's window needs a desktop session (DISPLAY or WAYLAND_DISPLAY "
+                               "is not set); for scripts and servers use the `unsampler` command line")
         app = create_application(_qt_args(argv))
         from .errors import install_excepthook
         win = build_window(args)
