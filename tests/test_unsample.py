@@ -251,3 +251,24 @@ def test_vectorised_frame_seeds_match_the_scalar_mix():
         steps, items = [0, 1, 9999, 42, 7], [0, 3, 1, 63, 0]
         assert frame_seeds(seed, TAG_FRAME, steps, items) == [frame_seed(seed, TAG_FRAME, s, i)
                                                                for s, i in zip(steps, items)]
+
+
+@pytest.mark.parametrize("family", [f for f in __import__("unsampler_gui.core", fromlist=["x"]).family_names()])
+def test_every_family_follows_comfyui_noise_scaling_in_model_space(family):
+    """For every family: process_in(out_i) == a_i * process_in(x) + sigma_i * eps, with a = 1 for EPS/V/EDM
+    models and a = 1 - sigma for flow models (ComfyUI's noise_scaling), and one eps in shared mode."""
+    fam = get_family(family)
+    shape = (2, fam.latent.channels, 2, 8, 8) if fam.latent.dimensions == 3 else (2, fam.latent.channels, 8, 8)
+    s = spec(family, shape=shape, steps=6, noise="shared", seed=1)
+    r = run_unsample(s)
+    assert r.latent.shape == (12, *shape[1:])
+    x_m = process_in(s.latent, fam)
+    z = process_in(r.latent, fam).view(6, 2, *shape[1:])
+    sig = r.sigmas.double()
+    a = (1 - sig) if fam.sampling.is_flow else torch.ones_like(sig)
+    eps = (z[-1].double() - a[-1] * x_m.double()) / sig[-1]
+    for i in range(6):
+        want = a[i] * x_m.double() + sig[i] * eps
+        assert torch.allclose(z[i].double(), want, rtol=1e-4, atol=1e-4 * (1 + float(sig[i]))), (family, i)
+    for noise in ("independent", "trajectory"):
+        assert torch.isfinite(run_unsample(s.replace(noise=noise)).latent).all()

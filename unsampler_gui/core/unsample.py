@@ -284,7 +284,8 @@ class _Engine:
             v.add_(self.x.unsqueeze(0))
         else:
             v.add_(self.xc.unsqueeze(0) * a.reshape(scalar))
-            v.add_(self.m)
+            if self.m is not None:
+                v.add_(self.m)
 
     def _rows(self, t: torch.Tensor, steps: list) -> torch.Tensor:
         """t[steps]: a slice when the steps are consecutive (no host-to-device index copy on CUDA)."""
