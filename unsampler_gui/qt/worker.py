@@ -36,6 +36,8 @@ log = logging.getLogger("unsampler")
 PROGRESS_INTERVAL = 0.1
 #: How long a job waits for the GUI to take in its plan before it starts anyway (seconds).
 PLAN_WAIT = 1.0
+#: How long the views get to take in a new plan (reset, layout, first repaint) before the job starts.
+PLAN_SETTLE_MS = 60
 
 
 class TaskReporter(core.Reporter):
@@ -215,8 +217,8 @@ class Worker(QObject):
         t = self.sender()
         if self._is_current(job_id):
             self._planned(plan)
-        if isinstance(t, _JobThread):  # after the views' delayed layout (a zero timer queued before this one)
-            QTimer.singleShot(0, t.plan_taken.set)
+        if isinstance(t, _JobThread):  # after the views have laid out and repainted for the new run
+            QTimer.singleShot(PLAN_SETTLE_MS, t.plan_taken.set)
 
     def _planned(self, plan) -> None:  # overridden by UnsampleWorker
         pass
