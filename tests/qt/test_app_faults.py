@@ -54,3 +54,20 @@ def test_about_names_versions_and_licences(window):
     html = about_html()
     for word in ("Unsampler", "torch", "CUDA", "Qt", "PySide6", "LGPL", "MIT"):
         assert word in html
+
+
+def test_opening_an_export_restores_its_parameters(window, qtbot, tmp_path):
+    from unsampler_gui import core
+    from unsampler_gui.core.export import export_latent
+
+    spec = core.UnsampleSpec(family=core.get_family("SDXL"), latent=torch.randn(1, 4, 8, 8), sampler="dpm_2",
+                             scheduler="karras", steps=30, start_at_step=3, end_at_step=20, seed=77,
+                             noise="trajectory", formula="legacy", normalize=True)
+    path = export_latent(core.run_unsample(spec), tmp_path / "export.latent")
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.panel.open_latent(str(path))
+    p = window.panel.params()
+    assert window.panel.family_name() == "SDXL"
+    assert (p["sampler"], p["scheduler"], p["steps"], p["start_at_step"], p["end_at_step"], p["seed"],
+            p["noise"], p["formula"], p["normalize"]) == ("dpm_2", "karras", 30, 3, 20, 77, "trajectory", "legacy",
+                                                         True)

@@ -71,6 +71,11 @@ class LoadedLatent:
                 f"{rng}{extra}")
 
 
+#: The parameters that opening an Unsampler export puts back into the form.
+RESTORED_KEYS = ("family", "sampler", "scheduler", "steps", "start_at_step", "end_at_step", "seed", "noise",
+                 "formula", "normalize")
+
+
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -498,10 +503,12 @@ class ParamPanel(QWidget):
         fam = self.base_family()
         shape = latent.shape
         fits = core.families_for_channels(shape[1], len(shape))
-        wanted = (latent.unsampler or {}).get("family")
-        if wanted and any(f.name == wanted for f in fits) and wanted != fam.name:
-            self.set_family(wanted)
-            self.status.emit(f"{latent.name} is an Unsampler export of {wanted}: family set to {wanted}")
+        u = latent.unsampler or {}
+        wanted = u.get("family")
+        if wanted and any(f.name == wanted for f in fits):
+            # an Unsampler export: its settings come back (family, schedule, seed, noise, formula)
+            self.set_params({k: u[k] for k in RESTORED_KEYS if k in u}, family=wanted != fam.name)
+            self.status.emit(f"{latent.name} is an Unsampler export of {wanted}: its parameters were restored")
         elif fam.latent.channels != shape[1] or fam.latent.ndim != len(shape):
             if self._detection is not None and self._detection.family == fam.name:
                 self.status.emit(f"{latent.name} {list(shape)} does not fit the checkpoint's family {fam.name}")
