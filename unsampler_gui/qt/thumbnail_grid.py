@@ -191,9 +191,19 @@ class ThumbnailGrid(QListView):
         self._apply_grid_size()
 
     def _apply_grid_size(self) -> None:
+        """Cells share the row's width evenly, so no part-column of empty space is left at the right."""
         cell = self._delegate.cell_size()
-        self.setGridSize(QSize(cell.width() + 4, cell.height() + 4))
-        self.doItemsLayout()
+        w, h = cell.width() + 4, cell.height() + 4
+        avail = self.viewport().width() - 2 * self.spacing()
+        if avail > w:
+            w = avail // max(1, avail // w)
+        if self.gridSize() != QSize(w, h):
+            self.setGridSize(QSize(w, h))
+            self.doItemsLayout()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._apply_grid_size()
 
     # -- rendering ------------------------------------------------------------------------------
 
