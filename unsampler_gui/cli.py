@@ -67,21 +67,16 @@ def _fmt(v: float) -> str:
 
 
 def cmd_sigmas(args) -> int:
-    from .core.sigma_format import json_floats
-    from .core.sigmas import ksampler_sigmas, slice_bounds
+    from .core.sigmas import ksampler_sigmas, node_slice, sigmas_document, slice_bounds
 
     fam, model = resolve_model(args.model, args.shift, args.prediction)
+    if args.json:
+        print(json.dumps(sigmas_document(fam, args.sampler, args.scheduler, args.steps, args.start, args.end,
+                                         model=model)))
+        return 0
     schedule = ksampler_sigmas(fam, args.sampler, args.scheduler, args.steps)
     s, e = slice_bounds(args.steps, args.start, args.end)
-    sliced = schedule[s:e].flip(0)
-    raw = (schedule[s:e] / fam.latent.scale_factor).flip(0)
-    if args.json:
-        doc = {"model": model, "family": fam.name, "sampler": args.sampler, "scheduler": args.scheduler,
-               "steps": args.steps, "start_at_step": args.start, "end_at_step": args.end,
-               "scale_factor": fam.latent.scale_factor, "schedule": json_floats(schedule.tolist()),
-               "sigmas": json_floats(sliced.tolist()), "raw_sigmas": json_floats(raw.tolist())}
-        print(json.dumps(doc))
-        return 0
+    raw = node_slice(fam, schedule, args.steps, args.start, args.end)[1].tolist()  # the node's float32 division
     if args.text:
         from .core.sigma_format import manual_sigmas_text
 
@@ -92,7 +87,7 @@ def cmd_sigmas(args) -> int:
     print(f"{'step':>6} {'sigma (model)':>16} {'raw = sigma/scale':>18}  frame")
     for k, v in enumerate(schedule.tolist()):
         frame = f"{e - 1 - k}" if s <= k < e else ""
-        rawv = _fmt(v / fam.latent.scale_factor) if frame else ""
+        rawv = _fmt(raw[e - 1 - k]) if frame else ""
         print(f"{k:>6} {_fmt(v):>16} {rawv:>18}  {frame}")
     if s >= e:
         print("# the slice is empty: the node would produce no latents", file=sys.stderr)

@@ -9,11 +9,10 @@ import os
 import tempfile
 from typing import Optional, Sequence
 
-import torch
-
 from .errors import BadParameterError, Cancelled, ResourceError
 from .latent_io import LatentWriter, _default_mode, _disk_error
-from .sigma_format import json_floats, manual_sigmas_text
+from .sigma_format import manual_sigmas_text
+from .sigmas import sigmas_document as schedule_document
 from .unsample import Plan, Reporter, UnsampleResult, export_metadata
 
 
@@ -89,14 +88,8 @@ def _atomic_text(path, text: str, overwrite: bool) -> str:
 
 def sigmas_document(plan: Plan) -> dict:
     spec = plan.spec
-    return {
-        "model": spec.model_source or spec.family.name, "family": spec.family.name, "sampler": spec.sampler,
-        "scheduler": spec.scheduler, "steps": spec.steps, "start_at_step": spec.start_at_step,
-        "end_at_step": spec.end_at_step, "scale_factor": spec.family.latent.scale_factor,
-        "schedule": json_floats(plan.schedule.tolist()),
-        "sigmas": json_floats(plan.model_sigmas.tolist()),
-        "raw_sigmas": json_floats(plan.raw_sigmas.tolist()),
-    }
+    return schedule_document(spec.family, spec.sampler, spec.scheduler, spec.steps, spec.start_at_step,
+                             spec.end_at_step, model=spec.model_source)
 
 
 def export_sigmas_json(plan: Plan, path, overwrite: bool = False) -> str:
@@ -108,9 +101,3 @@ def export_sigmas_text(plan: Plan, path, overwrite: bool = False, which: str = "
     """ManualSigmas-safe text of the full schedule (high to low, as a sampler wants) or of the slice."""
     values = plan.schedule.tolist() if which == "schedule" else plan.model_sigmas.tolist()
     return _atomic_text(path, manual_sigmas_text(values) + "\n", overwrite)
-
-
-def latent_from_rows(result: UnsampleResult, positions: Sequence[int]) -> torch.Tensor:
-    """The rows of the given steps (all batch items), concatenated: a small helper for previews."""
-    B = result.plan.batch
-    return torch.cat([result.latent[p * B:(p + 1) * B] for p in positions])

@@ -1,6 +1,6 @@
 """Printing sigmas so that they read back exactly.
 
-- ``exact_float`` is the shortest decimal that ``numpy.float32`` parses back to the same float32.
+- ``json_floats`` gives JSON numbers that ``numpy.float32`` parses back to the same float32.
 - ``manual_sigmas_text`` gives ComfyUI's ManualSigmas node a comma-separated list of plain decimals
   (never ``1e-3`` exponent notation, which its parser does not take).
 """
@@ -9,11 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-
-def exact_float(x) -> float:
-    """A Python float whose repr round-trips to the same float32 (the float32 value itself)."""
-    return float(np.float32(x))
 
 
 def plain_decimal(x) -> str:

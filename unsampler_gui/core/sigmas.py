@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
@@ -75,22 +75,43 @@ def slice_bounds(steps: int, start_at_step: int, end_at_step: int) -> tuple:
     return s, e
 
 
+def node_slice(family: FamilyLike, schedule: torch.Tensor, steps: int, start_at_step: int,
+               end_at_step: int) -> tuple:
+    """The node's slice of a schedule, low to high: (model-space sigmas, raw sigmas = model / scale_factor)."""
+    fam = get_family(family)
+    s, e = slice_bounds(steps, start_at_step, end_at_step)
+    return schedule[s:e].flip(0), (schedule[s:e] / fam.latent.scale_factor).flip(0)
+
+
 def node_sigmas(family: FamilyLike, sampler: str, scheduler: str, steps: int,
                 start_at_step: int = 0, end_at_step: int = 10000) -> torch.Tensor:
     """The BatchUnsampler node's sigmas: ``(schedule[s:e] / scale_factor).flip(0)``, float32, low to high.
 
     These are raw-latent-space noise levels. May be empty (start >= end); ``run_unsample`` refuses that.
     """
-    fam = get_family(family)
-    schedule = ksampler_sigmas(fam, sampler, scheduler, steps)
-    s, e = slice_bounds(steps, start_at_step, end_at_step)
-    return (schedule[s:e] / fam.latent.scale_factor).flip(0)
+    schedule = ksampler_sigmas(family, sampler, scheduler, steps)
+    return node_slice(family, schedule, steps, start_at_step, end_at_step)[1]
 
 
 def model_space_sigmas(family: FamilyLike, sampler: str, scheduler: str, steps: int,
                        start_at_step: int = 0, end_at_step: int = 10000) -> torch.Tensor:
     """The same slice as ``node_sigmas`` but not divided: model-space sigmas, low to high."""
+    schedule = ksampler_sigmas(family, sampler, scheduler, steps)
+    return node_slice(family, schedule, steps, start_at_step, end_at_step)[0]
+
+
+def sigmas_document(family: FamilyLike, sampler: str, scheduler: str, steps: int, start_at_step: int = 0,
+                    end_at_step: int = 10000, model: Optional[str] = None) -> dict:
+    """The schedule and the node's slice as JSON values (``unsampler sigmas --json`` and the sigma export).
+
+    Floats are the float32 values themselves, so ``numpy.float32(x)`` gives them back exactly; NaN is null.
+    """
+    from .sigma_format import json_floats
+
     fam = get_family(family)
     schedule = ksampler_sigmas(fam, sampler, scheduler, steps)
-    s, e = slice_bounds(steps, start_at_step, end_at_step)
-    return schedule[s:e].flip(0)
+    model_sig, raw = node_slice(fam, schedule, steps, start_at_step, end_at_step)
+    return {"model": model or fam.name, "family": fam.name, "sampler": sampler, "scheduler": scheduler,
+            "steps": steps, "start_at_step": start_at_step, "end_at_step": end_at_step,
+            "scale_factor": fam.latent.scale_factor, "schedule": json_floats(schedule.tolist()),
+            "sigmas": json_floats(model_sig.tolist()), "raw_sigmas": json_floats(raw.tolist())}

@@ -24,7 +24,7 @@ from .families import Family, families_for_channels, get_family
 from .formulas import FORMULAS, Coefficients, coefficients, trajectory_increments
 from .latent_io import LatentWriter, validate_latent_shape
 from .noise import TAG_FRAME, TAG_SHARED, frame_seed, frame_seeds, normal_
-from .sigmas import check_names, check_steps, ksampler_sigmas, slice_bounds
+from .sigmas import check_names, check_steps, ksampler_sigmas, node_slice, slice_bounds
 
 NOISE_MODES = ("independent", "shared", "trajectory")
 #: Chunks aim at this many bytes: big enough to amortise Python, small enough to stay in cache.
@@ -142,8 +142,7 @@ def plan_unsample(spec: UnsampleSpec) -> Plan:
             f"nothing to do: start_at_step {spec.start_at_step} and end_at_step {spec.end_at_step} with "
             f"{steps} steps select no sigmas (the node uses schedule[{s}:{e}]); lower start or raise end")
     schedule = ksampler_sigmas(fam, spec.sampler, spec.scheduler, steps)
-    model_sigmas = schedule[s:e].flip(0)
-    raw_sigmas = (schedule[s:e] / fam.latent.scale_factor).flip(0)
+    model_sigmas, raw_sigmas = node_slice(fam, schedule, steps, s, e)
     if not torch.isfinite(model_sigmas).all():
         raise BadParameterError(
             f"{spec.scheduler} with {steps} step(s) gives NaN sigmas in ComfyUI too (kl_optimal divides 0 by 0 "
