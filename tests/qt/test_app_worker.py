@@ -123,3 +123,52 @@ def test_latest_only_delivers_newest(qtbot):
     qtbot.wait(20)
     assert got == ["third"]
     lo.shutdown()
+
+
+def _spec(steps=30, chunk=7):
+    return core.UnsampleSpec(family=core.get_family("SD15"), latent=torch.randn(1, 4, 8, 8), steps=steps,
+                             chunk_frames=chunk)
+
+
+def test_job_waits_after_its_first_frames_until_the_views_are_idle(qtbot):
+    from PySide6.QtCore import QTimer
+
+    w = UnsampleWorker()
+    busy = {"on": True}
+    log = []
+    w.views_busy = lambda: busy["on"]
+    w.partial.connect(lambda a, b, f: log.append(("partial", a)))
+
+    def first(a, b, f):
+        if a == 0:  # the views become idle a little later; nothing else may arrive before that
+            QTimer.singleShot(100, lambda: (log.append("idle"), busy.update(on=False)))
+
+    w.partial.connect(first)
+    with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
+        w.run(_spec())
+    assert log[:3] == [("partial", 0), "idle", ("partial", 7)]
+    assert [x for x in log if x != "idle"] == [("partial", a) for a in (0, 7, 14, 21, 28)]
+    w.shutdown()
+
+
+def test_job_does_not_wait_forever_for_busy_views_or_without_a_probe(qtbot):
+    for probe in (lambda: True, None):
+        w = UnsampleWorker()
+        w.views_busy = probe
+        results = []
+        w.result.connect(results.append)
+        with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
+            w.run(_spec())
+        assert results and results[0].latent.shape[0] == 30
+        w.shutdown()
+
+
+def test_cancel_while_waiting_for_the_views(qtbot):
+    w = UnsampleWorker()
+    w.views_busy = lambda: True
+    log = _record(w)
+    w.partial.connect(lambda a, b, f: w.cancel())
+    with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
+        w.run(_spec())
+    assert "cancelled" in log and not [x for x in log if x[0] == "result"]
+    w.shutdown()

@@ -115,7 +115,13 @@ class FrameViewer(QWidget):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
         self.placeholder_text = pg.TextItem("No frames yet: press Run", anchor=(0.5, 0.5))
-        self.view_box.addItem(self.placeholder_text)
+        # The text's size in data units depends on the view's scale: were it part of the auto-range
+        # bounds, every range change would move the bounds again, a loop of repaints (dozens a second).
+        # The range is set by hand instead: around the text while there is no image, and to the image
+        # when the first one arrives.
+        self.view_box.disableAutoRange()
+        self.view_box.addItem(self.placeholder_text, ignoreBounds=True)
+        self._frame_placeholder()
 
         self.play_button = QToolButton(self)
         self.play_button.setCheckable(True)
@@ -394,7 +400,7 @@ class FrameViewer(QWidget):
         self._shown_key = self._want = None
         self.last_render = None
         self.image_item.clear()
-        self.placeholder_text.setVisible(True)
+        self._frame_placeholder()
         self.hist_curve.setData([0, 1], [0])
         mode = self.mode
         with QSignalBlocker(self.mode_combo):
@@ -475,6 +481,10 @@ class FrameViewer(QWidget):
         st = self._store
         return (st.generation, self._current, self._item, self._time, self.mode, self.contrast)
 
+    def busy(self) -> bool:
+        """True while the frame to show is being rendered."""
+        return self._busy
+
     def _request_render(self) -> None:
         st = self._store
         if self._current < 0 or not st.has(self._current):
@@ -509,6 +519,11 @@ class FrameViewer(QWidget):
         self.stats_label.setText(f"preview failed: {text}")
         if self._want is not None and self._want != key and self._want[0] == self._store.generation:
             self._submit(self._want)
+
+    def _frame_placeholder(self) -> None:
+        self.placeholder_text.setPos(0, 0)
+        self.placeholder_text.setVisible(True)
+        self.view_box.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
     def _show(self, key, r: dict) -> None:
         self._shown_key = key

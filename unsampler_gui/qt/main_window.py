@@ -190,6 +190,8 @@ class MainWindow(QMainWindow):
         w.cancelled.connect(self._run_cancelled)
         w.finished.connect(self._run_finished)
         w.partial.connect(self.store.add)
+        # a run pauses after its first frames until the grid and the viewer have shown them
+        w.views_busy = lambda: self.grid.thumbnail_model().busy() or self.viewer.busy()
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
 

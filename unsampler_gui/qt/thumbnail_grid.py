@@ -66,7 +66,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(r, pal.color(QPalette.ColorRole.Midlight))
         s = self._model.thumb_size()
         row = index.row()
-        if not 0 <= row < self._model.rowCount():
+        if not 0 <= row < self._model.row_count():
             painter.restore()
             return
         img = self._model.decoration(row)  # cached, or a placeholder after a request
@@ -140,7 +140,7 @@ class ThumbnailGrid(QListView):
     @Slot(int)
     def select_frame(self, step: int) -> None:
         """Make ``step`` current and scroll to it (emits ``frameSelected`` if it changed)."""
-        if not 0 <= step < self._model.rowCount():
+        if not 0 <= step < self._model.row_count():
             return
         idx = self._model.index(step)
         if idx != self.currentIndex():
@@ -213,7 +213,7 @@ class ThumbnailGrid(QListView):
 
     def visible_rows(self) -> range:
         """The rows whose cells intersect the viewport (cells are laid out row by row, top to bottom)."""
-        n = self._model.rowCount()
+        n = self._model.row_count()
         h = self.viewport().height()
         if n == 0 or h <= 0:
             return range(0)

@@ -12,7 +12,7 @@ import dataclasses
 from collections import OrderedDict
 from typing import Optional
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage
 
 from ..core.pictures import format_sigma
@@ -69,9 +69,15 @@ class ThumbnailCache:
         self.bytes = 0
 
 
-class ThumbnailModel(QAbstractListModel):
+class ThumbnailModel(QStringListModel):
     """Rows are the run's planned steps; DecorationRole is a lazily rendered thumbnail, or a placeholder
-    until the step's frame has arrived."""
+    until the step's frame has arrived.
+
+    The base class is a list of empty strings only so that ``rowCount`` stays in C++: QListView asks
+    for it once per row when it lays out, selects or maps a rectangle (tens of thousands of calls for
+    10,000 rows), and a Python override would take the GIL for each, stalling the window while a job
+    runs. ``data`` and ``flags`` are Python overrides, asked for painted cells only.
+    """
 
     #: Rows sent for rendering, once per batch (tests and diagnostics).
     renderRequested = Signal(object)
@@ -116,8 +122,9 @@ class ThumbnailModel(QAbstractListModel):
     def placeholder(self) -> QImage:
         return self._placeholder
 
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else self._rows
+    def row_count(self) -> int:
+        """The number of rows, without a round trip through Qt."""
+        return self._rows
 
     def flags(self, index):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
@@ -190,6 +197,10 @@ class ThumbnailModel(QAbstractListModel):
         if not self._flush_timer.isActive():
             self._flush_timer.start()
 
+    def busy(self) -> bool:
+        """True while thumbnails that views asked for are queued or being rendered."""
+        return bool(self._queue or self._pending)
+
     def drop_queued(self) -> None:
         """Forget requests not yet started (the view scrolled away); running ones still deliver."""
         self._flush_timer.stop()
@@ -247,7 +258,6 @@ class ThumbnailModel(QAbstractListModel):
     # -- store ----------------------------------------------------------------------------------
 
     def _on_reset(self) -> None:
-        self.beginResetModel()
         self._invalidate()
         st = self._store
         item = min(self._settings.item, max(0, st.batch - 1))
@@ -256,8 +266,9 @@ class ThumbnailModel(QAbstractListModel):
         if mode != "rgb" and not 0 <= int(mode) < max(1, st.channels):
             mode = "rgb"
         self._settings = dataclasses.replace(self._settings, item=item, time_index=t, mode=mode)
-        self._rows = st.n_steps  # every planned step has its cell from the start: no relayout as frames arrive
-        self.endResetModel()
+        # every planned step has its cell from the start: no relayout as frames arrive
+        self._rows = st.n_steps
+        self.setStringList([""] * self._rows)  # resets the model (one modelReset for the views)
 
     def _on_frames_added(self, start: int, stop: int) -> None:
         """Frames arrived: their cells swap the placeholder for a thumbnail (only visible ones ask for one)."""

@@ -38,6 +38,10 @@ PROGRESS_INTERVAL = 0.1
 PLAN_WAIT = 1.0
 #: How long the views get to take in a new plan (reset, layout, first repaint) before the job starts.
 PLAN_SETTLE_MS = 60
+#: How long a job waits, at most, after its first frames for the views to fill in (seconds).
+FIRST_FRAMES_WAIT = 0.3
+#: How often the GUI checks whether the views are done with the first frames (milliseconds).
+SETTLE_POLL_MS = 10
 
 
 class TaskReporter(core.Reporter):
@@ -49,6 +53,8 @@ class TaskReporter(core.Reporter):
         self._last = 0.0
         self.share_frames = False  # True when ``partial`` frames are views of the final output (no copy needed)
         self.background = True  # the job's threads yield the CPU to the window
+        self.wait_first_frames = False  # pause after the first frames until the views have filled in
+        self._sent_frames = False
 
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
@@ -62,6 +68,13 @@ class TaskReporter(core.Reporter):
     def partial(self, start: int, stop: int, frames) -> None:
         data = frames if self.share_frames else frames.detach().to("cpu").clone()
         self._thread.sig_partial.emit(self._thread.job_id, int(start), int(stop), data)
+        if not self._sent_frames:
+            self._sent_frames = True
+            if self.wait_first_frames:
+                # The first frames make every view fill in at once (thumbnails, the viewer's image and
+                # histogram, the plots): tens of milliseconds of GUI work that would otherwise compete
+                # with the job's threads for the GIL and both cores, and stall the window. Wait briefly.
+                self._wait(self._thread.frames_taken, FIRST_FRAMES_WAIT)
 
     def message(self, text: str) -> None:
         self._thread.sig_message.emit(self._thread.job_id, str(text))
@@ -71,8 +84,12 @@ class TaskReporter(core.Reporter):
         one-off reset and layout do not compete with the job's threads for the GIL."""
         self._thread.plan_taken.clear()
         self._thread.sig_planned.emit(self._thread.job_id, plan)
-        deadline = time.monotonic() + PLAN_WAIT
-        while not self._thread.plan_taken.wait(0.02):
+        self._wait(self._thread.plan_taken, PLAN_WAIT)
+
+    def _wait(self, event: threading.Event, seconds: float) -> None:
+        """Wait until the GUI sets ``event``, the job is cancelled, or ``seconds`` have passed."""
+        deadline = time.monotonic() + seconds
+        while not event.wait(0.02):
             if self._cancel.is_set() or time.monotonic() > deadline:
                 break
 
@@ -96,6 +113,8 @@ class _JobThread(QThread):
         self.context = context
         self.cancel_event = threading.Event()
         self.plan_taken = threading.Event()  # set by the GUI thread once the views have the plan
+        self.frames_taken = threading.Event()  # set by the GUI thread once the views show the first frames
+        self.saw_frames = False  # GUI side: the first partial has been handed on
         self.reporter = TaskReporter(self, self.cancel_event)
         self.setObjectName(f"unsampler-{context or 'job'}-{job_id}")
 
@@ -132,6 +151,13 @@ class Worker(QObject):
     def __init__(self, parent: Optional[QObject] = None, name: str = "job"):
         super().__init__(parent)
         self.name = name
+        #: Returns True while the views are still busy with frames they were given (rendering
+        #: thumbnails, the viewer's image); jobs that wait for their first frames to be shown ask it.
+        self.views_busy: Optional[Callable[[], bool]] = None
+        self._settling: list = []  # jobs waiting for the views to show their first frames
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setInterval(SETTLE_POLL_MS)
+        self._settle_timer.timeout.connect(self._poll_settled)
         self._next_id = 0
         self._current: Optional[_JobThread] = None
         self._threads: list = []
@@ -178,6 +204,9 @@ class Worker(QObject):
         """Cancel every job and join every thread (safe to call more than once)."""
         for t in list(self._threads):
             t.cancel_event.set()
+            t.frames_taken.set()
+        self._settling.clear()
+        self._settle_timer.stop()
         for t in list(self._threads):
             if timeout_ms < 0:
                 t.wait()
@@ -204,8 +233,25 @@ class Worker(QObject):
 
     @Slot(int, int, int, object)
     def _on_partial(self, job_id: int, start: int, stop: int, frames) -> None:
+        t = self.sender()
         if self._is_current(job_id):
             self.partial.emit(start, stop, frames)
+        if isinstance(t, _JobThread) and not t.saw_frames:
+            t.saw_frames = True
+            self._settling.append(t)
+            if not self._settle_timer.isActive():
+                self._settle_timer.start()
+
+    def _poll_settled(self) -> None:
+        """Let jobs that wait after their first frames go on once the views are idle (or they are superseded)."""
+        busy = self.views_busy
+        idle = busy is None or not busy()
+        for t in list(self._settling):
+            if idle or t.cancel_event.is_set() or not self._is_current(t.job_id):
+                t.frames_taken.set()
+                self._settling.remove(t)
+        if not self._settling:
+            self._settle_timer.stop()
 
     @Slot(int, str)
     def _on_message(self, job_id: int, text: str) -> None:
@@ -270,6 +316,7 @@ class UnsampleWorker(Worker):
             # in-memory runs (CPU and CUDA) hand out views of the final output, which never changes
             # again; streamed runs reuse a staging buffer, so their frames are copied
             rep.share_frames = output is None
+            rep.wait_first_frames = True
             rep.planned(plan)
             return core.run_unsample(spec, rep, output=output, overwrite=overwrite, max_memory=max_memory)
 
