@@ -205,6 +205,11 @@ def test_streaming_file_equals_in_memory_export(tmp_path, noise):
     b = run_unsample(s, output=str(tmp_path / "stream.latent"), max_memory=20_000).path
     assert open(a, "rb").read() == open(b, "rb").read()
     assert torch.equal(read_latent(b).tensor, mem.latent)
+    # several chunks in flight, each in its own staging slot, written strictly in order
+    for threads, chunk in ((1, 3), (3, 3), (4, 1)):
+        c = run_unsample(s.replace(threads=threads, chunk_frames=chunk), output=str(tmp_path / "c.latent"),
+                         overwrite=True).path
+        assert open(c, "rb").read() == open(a, "rb").read(), (threads, chunk)
 
 
 def test_cancelled_stream_leaves_nothing(tmp_path):
@@ -272,3 +277,29 @@ def test_every_family_follows_comfyui_noise_scaling_in_model_space(family):
         assert torch.allclose(z[i].double(), want, rtol=1e-4, atol=1e-4 * (1 + float(sig[i]))), (family, i)
     for noise in ("independent", "trajectory"):
         assert torch.isfinite(run_unsample(s.replace(noise=noise)).latent).all()
+
+
+@pytest.mark.parametrize("family,shape", [("SD15", (2, 4, 8, 8)), ("SD15", (1, 4, 5, 7)), ("SD15", (1, 4, 1, 3)),
+                                          ("Flux", (1, 16, 6, 6)), ("SD3", (2, 16, 4, 4))])
+@pytest.mark.parametrize("formula", ["model", "legacy"])
+def test_noise_scale_inside_normal_is_bit_identical_to_a_separate_multiply(family, shape, formula, monkeypatch):
+    """On the CPU the frame's scale g goes into normal_'s std; the bits must equal z * g done apart
+    (sign of zero included), for vectorised, tail and tiny frames, with zero-sigma frames too."""
+    from unsampler_gui.core import unsample
+
+    s = spec(family, shape, steps=25, formula=formula, seed=3, scheduler="beta")
+    folded = run_unsample(s).latent
+    init = unsample._Engine.__init__
+
+    used = []
+
+    def unfolded(self, plan):
+        init(self, plan)
+        used.append(self.g_in_noise is not None)
+        self.g_in_noise = None
+
+    monkeypatch.setattr(unsample._Engine, "__init__", unfolded)
+    plain = run_unsample(s).latent
+    assert torch.equal(folded.view(torch.int32), plain.view(torch.int32))
+    # frames under 16 values take torch's double-precision path: there the scale stays a separate multiply
+    assert used == [shape[1] * shape[2] * shape[3] >= 16]

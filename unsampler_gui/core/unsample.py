@@ -7,8 +7,11 @@ and a cancel request stops the job before the next chunk.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import functools
+import math
 import os
 import threading
 import time
@@ -226,6 +229,26 @@ def export_metadata(plan: Plan, positions: Optional[Sequence[int]] = None) -> di
     return {"unsampler": json.dumps(params, separators=(",", ":"))}
 
 
+@functools.lru_cache(maxsize=None)
+def _std_in_normal_is_exact() -> bool:
+    """True when this torch's CPU ``normal_(0, std)`` equals ``normal_() * std`` bit for bit.
+
+    It does wherever the Box-Muller transform ends in ``z * std + mean`` in float32 (frames of 16
+    values or more); checked once per process, with a vectorised body and a tail, so that another
+    torch build can never change a frame's bits.
+    """
+    g = torch.Generator()
+    a, b = torch.empty(77), torch.empty(77)
+    for std in (0.7310585975646973, 14.614640235900879, 1e-3):
+        g.manual_seed(12345)
+        a.normal_(0.0, std, generator=g)
+        g.manual_seed(12345)
+        b.normal_(generator=g).mul_(std)
+        if not torch.equal(a.view(torch.int32), b.view(torch.int32)):
+            return False
+    return True
+
+
 class _Engine:
     """Makes frames for one plan on one device. Stateless per frame except the trajectory's last frame."""
 
@@ -238,6 +261,12 @@ class _Engine:
         x = spec.latent.to(self.dev, torch.float32).contiguous()
         coef = coefficients(spec.family, plan.model_sigmas, plan.raw_sigmas, spec.formula, plan.frame_shape[0])
         self.per_channel_g = not bool((coef.g == coef.g[:, :1]).all())  # decided on the CPU: no device sync
+        # On the CPU a frame's noise scale g > 0 goes into normal_'s std: its Box-Muller transform
+        # multiplies by std anyway (fma(z, std, 0) == z * std, bit for bit), which saves a pass over the
+        # whole output. Frames with g == 0 (and per-channel g) keep the separate multiply.
+        fold = (not self.per_channel_g and self.dev.type == "cpu" and spec.noise == "independent"
+                and math.prod(plan.frame_shape) >= 16 and _std_in_normal_is_exact())
+        self.g_in_noise = [v if v > 0 else None for v in coef.g[:, 0].tolist()] if fold else None
         if spec.noise == "trajectory":
             r, d = trajectory_increments(coef)
             self.r_list = r.tolist()
@@ -278,7 +307,13 @@ class _Engine:
         shape = (n, 1, -1) + (1,) * (self.nd - 1)
         scalar = (n,) + (1,) * (v.dim() - 1)
         g, a = self._rows(self.coef.g, steps), self._rows(self.coef.a, steps)
-        v.mul_(g.view(shape) if self.per_channel_g else g[:, 0].reshape(scalar))
+        gin = self.g_in_noise
+        if gin is None:
+            v.mul_(g.view(shape) if self.per_channel_g else g[:, 0].reshape(scalar))
+        else:  # the noise already carries g, except on frames with g == 0
+            for j, k in enumerate(steps):
+                if gin[k] is None:
+                    v[j].mul_(g[j, 0])
         if self.coef.additive:
             v.add_(self.x.unsqueeze(0))
         else:
@@ -306,9 +341,16 @@ class _Engine:
         gen = self._gen()
         ks = [self.k[i] for i in steps for _ in range(self.B)]
         seeds = frame_seeds(self.seed, TAG_FRAME, ks, list(range(self.B)) * len(steps))
-        for frame, s in zip(rows.unbind(0), seeds):
+        gin = self.g_in_noise
+        if gin is None:
+            for frame, s in zip(rows.unbind(0), seeds):
+                gen.manual_seed(s)
+                frame.normal_(generator=gen)
+            return
+        stds = [gin[i] or 1.0 for i in steps for _ in range(self.B)]
+        for frame, s, std in zip(rows.unbind(0), seeds, stds):
             gen.manual_seed(s)
-            frame.normal_(generator=gen)
+            frame.normal_(0.0, std, generator=gen)
 
     def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
         self._noise(rows, steps)
@@ -385,9 +427,9 @@ def _run(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool,
         return run_cuda(plan, rep, output, overwrite, max_memory, t0)
     eng = _Engine(plan)
     chunk = _chunk_steps(plan)
-    if streaming and max_memory:
-        chunk = max(1, min(chunk, int(max_memory * 0.25) // max(1, plan.frame_bytes * plan.batch)))
     threads = plan.spec.threads or default_threads()
+    if streaming and max_memory:  # the staging slots (one per chunk in flight) take at most a quarter of the cap
+        chunk = max(1, min(chunk, int(max_memory * 0.25) // ((threads + 1) * max(1, plan.frame_bytes * plan.batch))))
     with _single_intraop_thread():
         return _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, streaming)
 
@@ -413,7 +455,8 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
     writer = LatentWriter(output, plan.out_shape, export_metadata(plan), overwrite=overwrite) if streaming else None
     with writer or contextlib.nullcontext():  # the writer removes its temporary file if anything fails
         out = _alloc(plan.out_shape, plan.device) if not streaming else None
-        staging = (_alloc((min(chunk, n_out) * B, *plan.frame_shape), plan.device)
+        slots = threads + 1  # one staging slot per chunk in flight (see _run_independent)
+        staging = (_alloc((slots * min(chunk, n_out) * B, *plan.frame_shape), plan.device)
                    if streaming and plan.spec.noise != "trajectory" else None)
         init = _lower_thread_priority if getattr(rep, "background", False) else None
         if init:
@@ -463,14 +506,51 @@ def _check_cancel(rep: Reporter) -> None:
 
 
 def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer) -> None:
+    """Chunks are independent tasks: each worker fills whole chunks, and this thread emits them in order.
+
+    No barrier between chunks, so a worker that finishes early (page faults vary) starts the next
+    chunk instead of waiting for the other. At most ``window`` chunks are in flight; a streamed run
+    fills one staging slot per chunk in flight and writes a slot only after its chunk is done.
+    """
     B, positions = plan.batch, plan.positions
-    for c0 in range(0, len(positions), chunk):
-        _check_cancel(rep)
-        c1 = min(len(positions), c0 + chunk)
-        block = out[c0 * B:c1 * B] if out is not None else staging[:(c1 - c0) * B]
-        _parallel(pool, threads, c1 - c0,
-                  lambda j0, j1: eng.fill_rows(block[j0 * B:j1 * B], list(positions[c0 + j0:c0 + j1])))
-        _emit(eng, plan, rep, c0, c1, block, writer)
+    n = len(positions)
+    starts = list(range(0, n, chunk))
+    slots = staging.shape[0] // (min(chunk, n) * B) if staging is not None else 0
+    window = (threads + 1) if out is not None else max(1, slots)
+
+    def bounds(i: int):
+        return starts[i], min(n, starts[i] + chunk)
+
+    def block(i: int) -> torch.Tensor:
+        c0, c1 = bounds(i)
+        if out is not None:
+            return out[c0 * B:c1 * B]
+        s0 = (i % slots) * min(chunk, n) * B
+        return staging[s0:s0 + (c1 - c0) * B]
+
+    def work(i: int) -> torch.Tensor:
+        c0, c1 = bounds(i)
+        rows = block(i)
+        eng.fill_rows(rows, list(positions[c0:c1]))
+        return rows
+
+    pending = collections.deque()
+    nxt = 0
+    try:
+        while nxt < len(starts) or pending:
+            _check_cancel(rep)  # once per chunk emitted
+            while nxt < len(starts) and len(pending) < window:
+                pending.append((nxt, pool.submit(work, nxt)))
+                nxt += 1
+            i, fut = pending.popleft()
+            rows = fut.result()
+            _emit(eng, plan, rep, *bounds(i), rows, writer)
+    finally:
+        for _, fut in pending:  # cancelled or failed: drop what has not started, let the rest finish
+            fut.cancel()
+        for _, fut in pending:
+            if not fut.cancelled():
+                fut.exception()
 
 
 def _run_trajectory(eng, plan, rep, pool, threads, chunk, out, writer) -> None:
