@@ -303,3 +303,23 @@ def test_noise_scale_inside_normal_is_bit_identical_to_a_separate_multiply(famil
     assert torch.equal(folded.view(torch.int32), plain.view(torch.int32))
     # frames under 16 values take torch's double-precision path: there the scale stays a separate multiply
     assert used == [shape[1] * shape[2] * shape[3] >= 16]
+
+
+@pytest.mark.parametrize("family,shape,formula", [("SD15", (2, 4, 8, 8), "model"), ("Flux", (1, 16, 6, 6), "model"),
+                                                  ("PlaygroundV2_5", (2, 4, 8, 8), "model"),
+                                                  ("SD3", (1, 16, 4, 4), "legacy")])
+def test_frames_drawn_through_the_cache_buffer_match_any_group_size(family, shape, formula, monkeypatch):
+    """CPU frames are drawn a few at a time into a small buffer and finished from there into the output;
+    the group size (1 frame, a few, the whole chunk) never changes a bit. PlaygroundV2_5 has a
+    per-channel noise scale, Flux an affine formula, and every run has a zero-sigma frame."""
+    from unsampler_gui.core import unsample
+
+    s = spec(family, shape, steps=1000, scheduler="beta", frames=tuple(range(0, 800, 33)), formula=formula,
+             seed=11, chunk_frames=10)
+    assert run_unsample(s.replace(frames=(0,))).raw_sigmas[0] == 0.0
+    frame = shape[1] * shape[2] * shape[3] * 4 * shape[0]
+    runs = []
+    for stage in (1, 3 * frame, 1 << 30):
+        monkeypatch.setattr(unsample, "STAGE_BYTES", stage)
+        runs.append(run_unsample(s).latent.view(torch.int32))
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])

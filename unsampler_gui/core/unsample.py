@@ -32,6 +32,8 @@ from .sigmas import check_names, check_steps, ksampler_sigmas, node_slice, slice
 NOISE_MODES = ("independent", "shared", "trajectory")
 #: Chunks aim at this many bytes: big enough to amortise Python, small enough to stay in cache.
 CHUNK_BYTES = 8 << 20
+#: CPU: frames are drawn into a per-thread buffer of about this size, small enough to stay in the cache.
+STAGE_BYTES = 256 << 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,28 +300,51 @@ class _Engine:
         return g
 
     def _finish(self, v: torch.Tensor, steps: list) -> None:
-        """v [n, B, ...] holds noise for the given steps; make it ``m + a*(x - m) + g*v`` in place.
+        """v [n, B, ...] holds noise for the given steps; make it ``m + a*(x - m) + g*v`` in place."""
+        self._finisher(steps)(v, v, 0, len(steps))
+
+    def _finisher(self, steps: list):
+        """The terms of ``m + a*(x - m) + g*eps`` for a chunk's steps, as ``fin(noise, out, j0, j1)``:
+        rows j0..j1 of the chunk, from ``noise`` (scaled in place) into ``out`` (which may be ``noise``).
 
         Only exact IEEE multiplies and adds (no fused or alpha forms), so a frame's bits never depend
-        on how frames are grouped into chunks.
+        on how frames are grouped into chunks, or whether they are finished in place or from a buffer.
         """
         n = len(steps)
         shape = (n, 1, -1) + (1,) * (self.nd - 1)
-        scalar = (n,) + (1,) * (v.dim() - 1)
+        scalar = (n, 1) + (1,) * self.nd
         g, a = self._rows(self.coef.g, steps), self._rows(self.coef.a, steps)
         gin = self.g_in_noise
         if gin is None:
-            v.mul_(g.view(shape) if self.per_channel_g else g[:, 0].reshape(scalar))
+            scale, zeros = (g.view(shape) if self.per_channel_g else g[:, 0].reshape(scalar)), ()
         else:  # the noise already carries g, except on frames with g == 0
-            for j, k in enumerate(steps):
-                if gin[k] is None:
-                    v[j].mul_(g[j, 0])
-        if self.coef.additive:
-            v.add_(self.x.unsqueeze(0))
-        else:
-            v.add_(self.xc.unsqueeze(0) * a.reshape(scalar))
-            if self.m is not None:
-                v.add_(self.m)
+            scale, zeros = None, [j for j, k in enumerate(steps) if gin[k] is None]
+        a_term = None if self.coef.additive else a.reshape(scalar)
+        x1, xc1, m = self.x.unsqueeze(0), self.xc.unsqueeze(0), self.m
+
+        def fin(noise: torch.Tensor, out: torch.Tensor, j0: int, j1: int) -> None:
+            if scale is not None:
+                noise.mul_(scale[j0:j1])
+            for j in zeros:
+                if j0 <= j < j1:
+                    noise[j - j0].mul_(g[j, 0])
+            if a_term is None:
+                torch.add(noise, x1, out=out)
+            else:
+                torch.add(noise, torch.mul(xc1, a_term[j0:j1], out=self._scratch("term", noise)), out=out)
+                if m is not None:
+                    out.add_(m)
+
+        return fin
+
+    def _scratch(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """A per-thread buffer shaped like ``like``, reused from chunk to chunk (a new temporary per chunk
+        would leave freed chunk-sized blocks in every thread's malloc arena)."""
+        buf = getattr(self.tls, name, None)
+        if buf is None or buf.numel() < like.numel() or buf.device != like.device:
+            buf = torch.empty(like.numel(), dtype=like.dtype, device=like.device)
+            setattr(self.tls, name, buf)
+        return buf[:like.numel()].view(like.shape)
 
     def _rows(self, t: torch.Tensor, steps: list) -> torch.Tensor:
         """t[steps]: a slice when the steps are consecutive (no host-to-device index copy on CUDA)."""
@@ -329,28 +354,53 @@ class _Engine:
 
     def fill_rows(self, rows: torch.Tensor, steps: list) -> None:
         """Write finished frames for ``steps`` into ``rows`` [len(steps)*B, ...] (independent or shared)."""
-        v = rows.view(len(steps), self.B, *rows.shape[1:])
+        n, B = len(steps), self.B
+        v = rows.view(n, B, *rows.shape[1:])
         if self.shared_eps is not None:
             v.copy_(self.shared_eps.unsqueeze(0).expand_as(v))
-        else:
+            self._finish(v, steps)
+            return
+        if self.dev.type != "cpu":
             self._noise(rows, steps)
-        self._finish(v, steps)
-
-    def _noise(self, rows: torch.Tensor, steps: list) -> None:
-        """rows [len(steps)*B, ...] <- each frame's own noise, seeded from (seed, schedule step, item)."""
+            self._finish(v, steps)
+            return
+        # CPU: a few frames at a time are drawn into a small per-thread buffer that stays in the cache,
+        # and finished from there into the output, which is then written once instead of three times.
+        fin = self._finisher(steps)
+        seeds, stds = self._seeds(steps)
+        per = max(1, min(n, STAGE_BYTES // max(1, rows[0].numel() * 4 * B)))
+        stage = self._scratch("stage", rows[:per * B])
+        frames = stage.unbind(0)
         gen = self._gen()
+        for j0 in range(0, n, per):
+            j1 = min(n, j0 + per)
+            k = (j1 - j0) * B
+            self._draw(gen, frames[:k], seeds[j0 * B:j1 * B], stds and stds[j0 * B:j1 * B])
+            fin(stage[:k].view(j1 - j0, B, *rows.shape[1:]), v[j0:j1], j0, j1)
+
+    def _seeds(self, steps: list):
+        """Each frame's seed, from (seed, schedule step, item), and its normal_ std (None: all 1)."""
         ks = [self.k[i] for i in steps for _ in range(self.B)]
         seeds = frame_seeds(self.seed, TAG_FRAME, ks, list(range(self.B)) * len(steps))
         gin = self.g_in_noise
-        if gin is None:
-            for frame, s in zip(rows.unbind(0), seeds):
+        stds = None if gin is None else [gin[i] or 1.0 for i in steps for _ in range(self.B)]
+        return seeds, stds
+
+    @staticmethod
+    def _draw(gen: torch.Generator, frames, seeds, stds) -> None:
+        if not stds:
+            for frame, s in zip(frames, seeds):
                 gen.manual_seed(s)
                 frame.normal_(generator=gen)
             return
-        stds = [gin[i] or 1.0 for i in steps for _ in range(self.B)]
-        for frame, s, std in zip(rows.unbind(0), seeds, stds):
+        for frame, s, std in zip(frames, seeds, stds):
             gen.manual_seed(s)
             frame.normal_(0.0, std, generator=gen)
+
+    def _noise(self, rows: torch.Tensor, steps: list) -> None:
+        """rows [len(steps)*B, ...] <- each frame's own noise, seeded from (seed, schedule step, item)."""
+        seeds, stds = self._seeds(steps)
+        self._draw(self._gen(), rows.unbind(0), seeds, stds)
 
     def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
         self._noise(rows, steps)
