@@ -585,16 +585,19 @@ def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
         return rows
 
     pending = collections.deque()
-    nxt = 0
+    nxt, emitted = 0, False
     try:
         while nxt < len(starts) or pending:
             _check_cancel(rep)  # once per chunk emitted
-            while nxt < len(starts) and len(pending) < window:
+            # the first chunk goes alone: while its frames are handed out (a GUI may pause the job
+            # then to show them), no other chunk competes for the cores
+            while nxt < len(starts) and len(pending) < (window if emitted else 1):
                 pending.append((nxt, pool.submit(work, nxt)))
                 nxt += 1
             i, fut = pending.popleft()
             rows = fut.result()
             _emit(eng, plan, rep, *bounds(i), rows, writer)
+            emitted = True
     finally:
         for _, fut in pending:  # cancelled or failed: drop what has not started, let the rest finish
             fut.cancel()
