@@ -162,7 +162,7 @@ def main() -> int:
     from unsampler_gui.core.devices import default_threads
 
     threads = args.threads or default_threads()
-    reps = 1 if args.quick else 3
+    reps = 1 if args.quick else 5  # medians of 5: this VM has occasional slow outliers
     rows: list = []
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, threads {threads}", flush=True)

@@ -26,6 +26,7 @@ from .errors import BadParameterError, Cancelled, ResourceError
 from .families import Family, families_for_channels, get_family
 from .formulas import FORMULAS, Coefficients, coefficients, trajectory_increments
 from .latent_io import LatentWriter, validate_latent_shape
+from .prefault import prefault
 from .noise import TAG_FRAME, TAG_SHARED, frame_seed, frame_seeds, normal_
 from .sigmas import check_names, check_steps, ksampler_sigmas, node_slice, slice_bounds
 
@@ -323,6 +324,8 @@ class _Engine:
         x1, xc1, m = self.x.unsqueeze(0), self.xc.unsqueeze(0), self.m
 
         def fin(noise: torch.Tensor, out: torch.Tensor, j0: int, j1: int) -> None:
+            if out is not noise:
+                prefault(out)  # fresh output memory: map its pages in one call, not page by page
             if scale is not None:
                 noise.mul_(scale[j0:j1])
             for j in zeros:
