@@ -48,18 +48,24 @@ class _BlockNoise:
     def fill(self, v: torch.Tensor, steps: list) -> None:
         """v [n, B, ...] <- noise of the given output steps, a block at a time."""
         ks = [self.eng.k[i] for i in steps]
+        n = len(ks)
+        # the usual case: consecutive descending schedule steps, whose block ends are plain arithmetic
+        descending = ks == list(range(ks[0], ks[0] - n, -1))
         j = 0
-        while j < len(ks):
+        while j < n:
             blk = ks[j] // BLOCK
-            j1 = j
-            while j1 < len(ks) and ks[j1] // BLOCK == blk:
-                j1 += 1
-            self.get(ks[j])
-            rows = [k - blk * BLOCK for k in ks[j:j1]]
-            if rows == list(range(rows[0], rows[0] - len(rows), -1)):  # the usual case: descending steps
-                idx = self.descending[BLOCK - 1 - rows[0]:BLOCK - 1 - rows[-1] + 1]
+            if descending:
+                j1 = min(n, j + ks[j] - blk * BLOCK + 1)
             else:
-                idx = torch.tensor(rows, device=self.eng.dev)
+                j1 = j
+                while j1 < n and ks[j1] // BLOCK == blk:
+                    j1 += 1
+            self.get(ks[j])
+            first, last = ks[j] - blk * BLOCK, ks[j1 - 1] - blk * BLOCK
+            if descending or [k - blk * BLOCK for k in ks[j:j1]] == list(range(first, last - 1, -1)):
+                idx = self.descending[BLOCK - 1 - first:BLOCK - last]
+            else:
+                idx = torch.tensor([k - blk * BLOCK for k in ks[j:j1]], device=self.eng.dev)
             torch.index_select(self.block, 0, idx, out=v[j:j1])
             j = j1
 
