@@ -157,12 +157,18 @@ def main() -> int:
     fp = time_to_first_paint()
     rows.append(("GUI: window first paint after launch", "-", f"{fp:.2f} s", "-", "-", "<= 2.5 s",
                  "pass" if fp <= 2.5 else "MISS"))
-    r = subprocess.run([sys.executable, __file__, "--run-child"], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        raise RuntimeError(r.stderr[-3000:])
-    d = json.loads(r.stdout.strip().splitlines()[-1])
-    rows.append((f"GUI: longest event-loop stall, SD1.5 x 10000 run ({d['run_s']:.1f} s)", "-",
-                 f"{d['max_gap_ms']:.0f} ms", "-", "-", "<= 50 ms", "pass" if d["max_gap_ms"] <= 50 else "MISS"))
+    runs = []
+    for _ in range(3):  # each run in a fresh process; the median of the three runs' longest stalls
+        r = subprocess.run([sys.executable, __file__, "--run-child"], capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-3000:])
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda d: d["max_gap_ms"])
+    d = runs[1]
+    every = ", ".join(f"{x['max_gap_ms']:.0f}" for x in runs)
+    rows.append((f"GUI: longest event-loop stall, SD1.5 x 10000 run ({d['run_s']:.1f} s), median of 3", "-",
+                 f"{d['max_gap_ms']:.0f} ms (runs {every})", "-", "-", "<= 50 ms",
+                 "pass" if d["max_gap_ms"] <= 50 else "MISS"))
     ok = d["offscreen_rendered"] == 0 and d["frames"] == 10000
     rows.append((f"GUI: scroll 10000-frame grid end to end ({d['pages']} pages)", "-",
                  f"{d['rendered']} rendered, {d['offscreen_rendered']} off-screen", "-",

@@ -45,8 +45,9 @@ def available_memory() -> Optional[int]:
 
 
 #: Past this many threads the per-frame Python work contends for the GIL and the job gets slower
-#: (measured on a 16-core host: 0.45 s with 6-8 threads, 0.81 s with 16; see benchmarks/cpu_threads.py).
-MAX_DEFAULT_THREADS = 8
+#: (measured on a 16-core host, SD1.5 x 10000: 0.43 s with 4 threads, 0.45 s with 6, 0.57 s with 8 and
+#: 0.65 s with 16; see benchmarks/cpu_threads.py and benchmarks/RESULTS.md).
+MAX_DEFAULT_THREADS = 6
 
 
 def default_threads() -> int:
