@@ -161,6 +161,7 @@ class FrameViewer(QWidget):
         pi = self.stats_plot.getPlotItem()
         pi.setDownsampling(auto=True, mode="peak")  # 10,000 steps draw as ~2 points a pixel
         pi.setLabel("bottom", "step")
+        pi.getAxis("bottom").enableAutoSIPrefix(False)  # steps are counts: "12000", not "12 (x1e+03)"
         pi.setLabel("left", "mean, std")
         self.legend = pi.addLegend(offset=(4, 4))
         self.mean_curve = pi.plot([], [], name="mean")
@@ -426,6 +427,10 @@ class FrameViewer(QWidget):
             self.slider.setRange(0, 0)
         self._update_step_label()
         self.stats_label.setText("")
+        # empty plots get fixed ranges: the histogram a unit box until the first frame is shown, the
+        # statistics the run's steps from the start, so that the axis stays put as they come in
+        self.hist_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.stats_plot.setXRange(0, max(1, st.n_steps - 1) if st.plan is not None else 1, padding=0.02)
         self._refresh_stats_plot()
         if st.plan is not None:
             self._sigma_plot_data()
@@ -535,6 +540,7 @@ class FrameViewer(QWidget):
         if first:
             self.view_box.autoRange(padding=0.01)
         counts, edges = r["hist"]
+        self.hist_plot.enableAutoRange()
         self.hist_curve.setData(edges, counts.astype(np.float64))
         what = "all channels" if key[4] == preview.RGB else f"channel {key[4]}"
         self.hist_plot.getPlotItem().setTitle(f"<span style='font-size:8pt'>histogram, {what}</span>")
