@@ -62,10 +62,11 @@ class _BlockNoise:
                     j1 += 1
             self.get(ks[j])
             first, last = ks[j] - blk * BLOCK, ks[j1 - 1] - blk * BLOCK
-            if descending or [k - blk * BLOCK for k in ks[j:j1]] == list(range(first, last - 1, -1)):
+            rows = None if descending else [k - blk * BLOCK for k in ks[j:j1]]
+            if rows is None or rows == list(range(first, last - 1, -1)):  # a descending run: a slice
                 idx = self.descending[BLOCK - 1 - first:BLOCK - last]
             else:
-                idx = torch.tensor([k - blk * BLOCK for k in ks[j:j1]], device=self.eng.dev)
+                idx = torch.tensor(rows, device=self.eng.dev)
             torch.index_select(self.block, 0, idx, out=v[j:j1])
             j = j1
 

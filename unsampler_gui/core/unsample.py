@@ -356,19 +356,16 @@ class _Engine:
         return t.index_select(0, torch.tensor(steps, dtype=torch.int64, device=self.dev))
 
     def fill_rows(self, rows: torch.Tensor, steps: list) -> None:
-        """Write finished frames for ``steps`` into ``rows`` [len(steps)*B, ...] (independent or shared)."""
+        """Write finished frames for ``steps`` into ``rows`` [len(steps)*B, ...] (independent or shared;
+        CPU only: the CUDA pipeline draws its noise in blocks and calls ``_finish`` itself)."""
         n, B = len(steps), self.B
         v = rows.view(n, B, *rows.shape[1:])
         if self.shared_eps is not None:
             v.copy_(self.shared_eps.unsqueeze(0).expand_as(v))
             self._finish(v, steps)
             return
-        if self.dev.type != "cpu":
-            self._noise(rows, steps)
-            self._finish(v, steps)
-            return
-        # CPU: a few frames at a time are drawn into a small per-thread buffer that stays in the cache,
-        # and finished from there into the output, which is then written once instead of three times.
+        # a few frames at a time are drawn into a small per-thread buffer that stays in the cache, and
+        # finished from there into the output, which is then written once instead of three times
         fin = self._finisher(steps)
         seeds, stds = self._seeds(steps)
         per = max(1, min(n, STAGE_BYTES // max(1, rows[0].numel() * 4 * B)))
@@ -400,13 +397,10 @@ class _Engine:
             gen.manual_seed(s)
             frame.normal_(0.0, std, generator=gen)
 
-    def _noise(self, rows: torch.Tensor, steps: list) -> None:
+    def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
         """rows [len(steps)*B, ...] <- each frame's own noise, seeded from (seed, schedule step, item)."""
         seeds, stds = self._seeds(steps)
         self._draw(self._gen(), rows.unbind(0), seeds, stds)
-
-    def fill_noise_rows(self, rows: torch.Tensor, steps: list) -> None:
-        self._noise(rows, steps)
 
     def trajectory_step(self, out: torch.Tensor, i: int, prev: Optional[torch.Tensor]) -> None:
         """out[b] holds eta_i for every item; turn it into frame i, given frame i-1 (``prev``)."""
@@ -482,7 +476,8 @@ def _run(plan: Plan, rep: Reporter, output: Optional[str], overwrite: bool,
     chunk = _chunk_steps(plan)
     threads = plan.spec.threads or default_threads()
     if streaming and max_memory:  # the staging slots (one per chunk in flight) take at most a quarter of the cap
-        chunk = max(1, min(chunk, int(max_memory * 0.25) // ((threads + 1) * max(1, plan.frame_bytes * plan.batch))))
+        slot_frames = int(max_memory * 0.25) // (_in_flight(threads) * max(1, plan.frame_bytes * plan.batch))
+        chunk = max(1, min(chunk, slot_frames))
     with _single_intraop_thread():
         return _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, streaming)
 
@@ -508,8 +503,7 @@ def _run_cpu(plan, eng, rep, output, overwrite, max_memory, t0, chunk, threads, 
     writer = LatentWriter(output, plan.out_shape, export_metadata(plan), overwrite=overwrite) if streaming else None
     with writer or contextlib.nullcontext():  # the writer removes its temporary file if anything fails
         out = _alloc(plan.out_shape, plan.device) if not streaming else None
-        slots = threads + 1  # one staging slot per chunk in flight (see _run_independent)
-        staging = (_alloc((slots * min(chunk, n_out) * B, *plan.frame_shape), plan.device)
+        staging = (_alloc((_in_flight(threads) * min(chunk, n_out) * B, *plan.frame_shape), plan.device)
                    if streaming and plan.spec.noise != "trajectory" else None)
         init = _lower_thread_priority if getattr(rep, "background", False) else None
         if init:
@@ -558,6 +552,11 @@ def _check_cancel(rep: Reporter) -> None:
         raise Cancelled("cancelled: nothing was kept")
 
 
+def _in_flight(threads: int) -> int:
+    """Chunks in flight at once: one per worker, plus one queued so that no worker waits for the next."""
+    return threads + 1
+
+
 def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer) -> None:
     """Chunks are independent tasks: each worker fills whole chunks, and this thread emits them in order.
 
@@ -568,8 +567,7 @@ def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
     B, positions = plan.batch, plan.positions
     n = len(positions)
     starts = list(range(0, n, chunk))
-    slots = staging.shape[0] // (min(chunk, n) * B) if staging is not None else 0
-    window = (threads + 1) if out is not None else max(1, slots)
+    window = _in_flight(threads)  # a streamed run has one staging slot per chunk in flight
 
     def bounds(i: int):
         return starts[i], min(n, starts[i] + chunk)
@@ -578,7 +576,7 @@ def _run_independent(eng, plan, rep, pool, threads, chunk, out, staging, writer)
         c0, c1 = bounds(i)
         if out is not None:
             return out[c0 * B:c1 * B]
-        s0 = (i % slots) * min(chunk, n) * B
+        s0 = (i % window) * min(chunk, n) * B
         return staging[s0:s0 + (c1 - c0) * B]
 
     def work(i: int) -> torch.Tensor:
