@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from unsampler_gui.core.detect import Detection, detect_model, resolve_model
-from unsampler_gui.core.detect_classes import MODEL_CLASSES
+from unsampler_gui.core.detect.model_config import MODEL_CLASSES
 from unsampler_gui.core.errors import BadFileError, BadParameterError
 from unsampler_gui.core.families import family_names, get_family
 
@@ -82,8 +82,8 @@ def test_comfyui_other_prefixes(tmp_path, prefix):
 @pytest.mark.parametrize("family", ["SD15", "SD20", "SDXL", "SDXLRefiner", "SSD1B", "SVD_img2vid"])
 def test_full_unet_config_matches_comfyui(tmp_path, family):
     """The UNet walk recovers ComfyUI's unet_config from a complete generated UNet."""
-    from unsampler_gui.core.detect_index import KeyIndex, KeyView
-    from unsampler_gui.core.detect_unet import unet_config
+    from unsampler_gui.core.detect.state_dict import KeyIndex, KeyView
+    from unsampler_gui.core.detect.unet_config_ldm import unet_config
     want = get_family(family).detection["unet_config"]
     entries = cf.ldm_unet_entries(want)
     index = KeyIndex({k: v[1] for k, v in entries.items()}, {}, "test")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .detect_index import KeyView
+from .state_dict import KeyView
 
 
 class IncompleteModel(Exception):

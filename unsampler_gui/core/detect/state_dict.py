@@ -12,8 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import BadFileError
-from .safetensors_io import SafetensorsHeader, read_tensor_array
+from ..errors import BadFileError
+from ..safetensors_io import SafetensorsHeader, read_tensor_array
 
 #: The most bytes a rule may read to look at a tensor's values.
 MAX_VALUE_BYTES = 1 << 20

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
-from .families import get_family
+from ..families import get_family
 
 
 @dataclass(frozen=True)

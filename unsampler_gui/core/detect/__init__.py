@@ -7,7 +7,7 @@ Public API:
 - ``resolve_model(spec, shift=None, prediction=None) -> Detection`` for what a user types: a family
   name (case-insensitive), a checkpoint file or a diffusers folder.
 
-The rules are ComfyUI's (see ``detect_rules``); a file that is not a diffusion model, or one whose
+The rules are ComfyUI's (see ``rules``); a file that is not a diffusion model, or one whose
 architecture is unknown or unsupported, raises ``BadFileError`` with a one-line reason.
 """
 from __future__ import annotations
@@ -17,13 +17,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .detect_diffusers import detect_diffusers
-from .detect_index import KeyIndex, index_from_safetensors
-from .detect_pickle import read_torch_pickle, read_torch_zip
-from .detect_rules import ArchMatch, detect_architecture
-from .errors import BadFileError, BadParameterError
-from .families import Family, get_family
-from .safetensors_io import read_header
+from .diffusers_folder import detect_diffusers
+from .state_dict import KeyIndex, index_from_safetensors
+from .pickle_reader import read_torch_pickle, read_torch_zip
+from .rules import ArchMatch, detect_architecture
+from ..errors import BadFileError, BadParameterError
+from ..families import Family, get_family
+from ..safetensors_io import read_header
 
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")

@@ -24,8 +24,8 @@ from typing import Optional
 
 import numpy as np
 
-from .detect_index import MAX_VALUE_BYTES, KeyIndex
-from .errors import BadFileError
+from .state_dict import MAX_VALUE_BYTES, KeyIndex
+from ..errors import BadFileError
 
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 MAX_PICKLE_BYTES = 256 << 20

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .detect_index import KeyIndex, KeyView
-from .errors import BadFileError
-from .families import get_family
+from .state_dict import KeyIndex, KeyView
+from ..errors import BadFileError
+from ..families import get_family
 
 #: ComfyUI's SD2 v-prediction test: population std of this bias above the threshold.
 SD2_VPRED_KEY = "output_blocks.11.1.transformer_blocks.0.norm1.bias"

@@ -12,9 +12,9 @@ import json
 import os
 from typing import Callable, Optional
 
-from .detect_rules import ArchMatch
-from .errors import BadFileError
-from .families import get_family
+from .rules import ArchMatch
+from ..errors import BadFileError
+from ..families import get_family
 
 MAX_JSON_BYTES = 4 << 20
 

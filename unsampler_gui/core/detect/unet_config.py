@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .detect_index import KeyView
-from .detect_unet import IncompleteModel, need_shape, unet_config
+from .state_dict import KeyView
+from .unet_config_ldm import IncompleteModel, need_shape, unet_config
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .detect_index import KeyIndex, top_level_prefixes
-from .errors import BadFileError
+from .state_dict import KeyIndex, top_level_prefixes
+from ..errors import BadFileError
 
 _LORA = re.compile(r"(^lora_(unet|te\d?|transformer)_)|(\.lora_(up|down|A|B)\.)|(\.lora\.(up|down)\.)|"
                    r"(\.(hada|lokr)_w\d)|(\.lora_(linear_layer|mid)\.)|(\.alpha$)|(\.dora_scale$)")

@@ -5,24 +5,24 @@ The steps mirror ComfyUI's loader:
    ``model.model.`` or ``net.`` when more than 5 keys are there; otherwise ``model.``. We then also
    try the other prefixes that hold keys, and no prefix at all (diffusion-model-only files).
 2. ``detect_unet_config``: the first branch whose marker key is present reads the config
-   (``detect_branches``).
+   (``unet_config``).
 3. ``model_config_from_unet_config``: the first class in ComfyUI's order whose match dict fits
-   (``detect_classes``).
-4. ``model_type(state_dict)``: the variant the file's contents imply (``detect_variants``).
+   (``model_config``).
+4. ``model_type(state_dict)``: the variant the file's contents imply (``model_type``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .detect_branches import find_branch
-from .detect_classes import MODEL_CLASSES, match_class
-from .detect_index import KeyIndex, KeyView
-from .detect_other import not_a_model, refuse_early
-from .detect_unet import IncompleteModel
-from .detect_variants import VARIANT_RULES, Variant
-from .errors import BadFileError
-from .families import get_family
+from .unet_config import find_branch
+from .model_config import MODEL_CLASSES, match_class
+from .state_dict import KeyIndex, KeyView
+from .not_a_model import not_a_model, refuse_early
+from .unet_config_ldm import IncompleteModel
+from .model_type import VARIANT_RULES, Variant
+from ..errors import BadFileError
+from ..families import get_family
 
 #: ComfyUI's candidate prefixes, in its order; more than 5 keys under one of them selects it.
 COMFY_PREFIXES = ("model.diffusion_model.", "model.model.", "net.")
