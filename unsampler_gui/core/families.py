@@ -21,6 +21,7 @@ Name lookup (``Registry.get``), case-insensitive, with ``-``, ``_`` and spaces a
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Iterable, Mapping, Optional
@@ -204,9 +205,16 @@ class Registry:
             raise BadParameterError(f"family must be a name, got {type(name).__name__}")
         fam = self.find(name)
         if fam is None:
+            names = self.names()
+            if len(names) <= 30:
+                known = f"known families: {', '.join(names)}"
+            else:
+                close = difflib.get_close_matches(name, names, n=5, cutoff=0.5) or difflib.get_close_matches(
+                    name_key(name), [name_key(n) for n in names], n=5, cutoff=0.5)
+                near = f"did you mean {', '.join(close)}? " if close else ""
+                known = f"{near}'unsampler families' lists all {len(names)}"
             skipped = f" (skipped: {'; '.join(self.problems)})" if self.problems else ""
-            raise BadParameterError(f"unknown model family {name!r}; known families: {', '.join(self.names())}"
-                                    + skipped)
+            raise BadParameterError(f"unknown model family {name!r}; {known}{skipped}")
         return fam
 
     def with_families(self, extra: Iterable[Family], problems: Iterable[str] = ()) -> "Registry":
