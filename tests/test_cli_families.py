@@ -94,3 +94,16 @@ def test_a_bad_file_is_a_warning_and_the_builtin_families_still_work(tmp_path):
     assert "Traceback" not in r.stderr
     r = cli("families", "--families", tmp_path / "missing.json")
     assert r.returncode == 0 and "missing.json: no such file or folder" in r.stderr and "SD15" in r.stdout
+
+
+def test_the_readme_lists_every_builtin_family():
+    """The README's table is ``unsampler families --markdown`` of the built-in families (regenerate it with that)."""
+    from pathlib import Path
+
+    from unsampler_gui.cli import families_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- families:start -->\n", 1)[1].split("\n<!-- families:end -->", 1)[0]
+    assert block == families_markdown(list(builtin_registry()))
+    for f in builtin_registry():
+        assert f"| `{f.name}` | {f.display_name} |" in block

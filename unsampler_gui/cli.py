@@ -234,11 +234,29 @@ def cmd_families(args) -> int:
     if args.json:  # every family in the family file format: start a file of your own from any entry
         print(json.dumps([definition_of(f) for f in fams]))
         return 0
+    if args.markdown:
+        print(families_markdown(fams))
+        return 0
     for f in fams:
         where = "" if f.builtin else f"  (user: {f.source})"
         print(f"{f.name:<28} {f.display_name:<32} {f.model_type:<17} {f.latent.channels:>3}ch "
               f"{f.latent.dimensions}D scale {f.latent.scale_factor}{where}")
     return 0
+
+
+def families_markdown(fams) -> str:
+    """The families as a Markdown table (the README's list is this, for the built-in families)."""
+    rows = ["| name | model | ComfyUI class | sampling | shift | latent | scale factor |",
+            "|---|---|---|---|---|---|---|"]
+    for f in fams:
+        s, lat = f.sampling, f.latent
+        kind = f"{s.kind}, {s.prediction}" + (f", noise_scale {s.noise_scale:g}" if s.noise_scale != 1 else "") + \
+            (", zsnr" if s.zsnr else "")
+        shift = f"{s.shift:g}" if s.has_shift else "–"
+        latent = f"{lat.name}, {lat.channels} ch, {'video' if lat.dimensions == 3 else 'image'}"
+        rows.append(f"| `{f.name}` | {f.display_name} | {f.comfy_class or '–'} | {kind} | {shift} | {latent} | "
+                    f"{lat.scale_factor:g} |")
+    return "\n".join(rows)
 
 
 def _families_option(p: argparse.ArgumentParser, dest: str, default) -> None:
@@ -326,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("families", help="list the model families (built-in and your own), --json in the family "
                                          "file format")
-    sp.add_argument("--json", action="store_true")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="every family's full definition, in the family file format")
+    g.add_argument("--markdown", action="store_true", help="a Markdown table")
     sp.set_defaults(func=cmd_families)
     return p
 

@@ -95,7 +95,7 @@ class LatentFormat:
     taesd_decoder_name: Optional[str] = None
     spacial_downscale_ratio: int = 8
     temporal_downscale_ratio: int = 1
-    process_formula: str = ""
+    process_formula: str = dataclasses.field(default="", compare=False)  # ComfyUI's process_in/out, in words
 
     @property
     def ndim(self) -> int:
