@@ -38,7 +38,7 @@ from importlib import resources
 from typing import Any, Optional
 
 from .errors import BadFileError
-from .families import BUILTIN, PREDICTIONS, SAMPLING_KINDS, Family, LatentFormat, Sampling
+from .family_types import BUILTIN, PREDICTIONS, SAMPLING_KINDS, Family, LatentFormat, Sampling
 
 FORMAT = "unsampler-family/1"
 
