@@ -1,11 +1,13 @@
 """Shared readers for the ComfyUI reference files (../shared/reference) and the host they belong to."""
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from conftest import REFERENCE
+#: As conftest.REFERENCE (that module's name is not unique under tests/, so it is not imported here).
+REFERENCE = Path(os.environ.get("UNSAMPLER_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"))
 
 
 @lru_cache(maxsize=None)

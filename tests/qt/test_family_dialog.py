@@ -159,3 +159,16 @@ def test_the_qt_free_config_folder_is_where_qt_keeps_the_settings(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     qt_dir, ours = out.stdout.split()
     assert qt_dir == ours == str(tmp_path / "Unsampler")
+
+
+@pytest.mark.parametrize("name", ["CogVideoX_5B", "MiniMaxH3"])
+def test_new_builtin_kinds_in_the_panel(window, qtbot, name):
+    """CogVideoX's V_PREDICTION_DDPM is offered as its own prediction; ModelSamplingAV's shift can be overridden."""
+    panel = window.panel
+    assert panel.set_family(name)
+    fam = core.get_family(name)
+    assert panel.prediction.currentText() == fam.sampling.prediction
+    panel.advanced.setChecked(True)
+    assert panel.effective_family().sampling == fam.sampling
+    assert panel.shift.isEnabled() == fam.sampling.has_shift
+    panel.advanced.setChecked(False)

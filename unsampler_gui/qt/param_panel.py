@@ -563,7 +563,8 @@ class ParamPanel(QWidget):
                 self.shift.setValue(fam.sampling.shift)
             prev = self.prediction.currentText()
             self.prediction.clear()
-            self.prediction.addItems(list(PREDICTIONS_BY_KIND.get(kind, (fam.sampling.prediction,))))
+            choices = PREDICTIONS_BY_KIND.get(kind, ())  # the family's own first where the nodes lack it (CogVideoX)
+            self.prediction.addItems([fam.sampling.prediction] * (fam.sampling.prediction not in choices) + list(choices))
             i = self.prediction.findText(prev if self.advanced.isChecked() else fam.sampling.prediction)
             self.prediction.setCurrentIndex(max(0, i))
         finally:
