@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .refusal import refuse
 from .state_dict import KeyIndex, KeyView
 from ..errors import BadFileError
 from ..families import get_family
@@ -101,5 +102,59 @@ def sd3_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
                            "and one sampling)")
 
 
+def cogvideox_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
+    """CogVideoX_T2V: ComfyUI picks the CogVideoX 1.5 latent (5B class) for 48 or more attention heads."""
+    heads = config.get("num_attention_heads", 0)
+    if heads >= COGVIDEOX_5B_HEADS:
+        return _default("CogVideoX_5B", f"num_attention_heads {heads} >= {COGVIDEOX_5B_HEADS}: the 5B class "
+                                        "(CogVideoX 1.5 latent format)")
+    return _default("CogVideoX_2B", f"num_attention_heads {heads} < {COGVIDEOX_5B_HEADS}: the 2B class "
+                                    "(CogVideoX latent format)")
+
+
+#: ComfyUI's threshold (``CogVideoX_T2V.__init__``) for the 5B-class latent format.
+COGVIDEOX_5B_HEADS = 48
+
+#: Classes whose families we tell apart by config values ComfyUI reads (the values are those of
+#: ComfyUI's detected config for each family). A file must fit one entry exactly; the first wins.
+VARIANTS = {
+    "Flux2": (("Flux2", {"hidden_size": 6144}), ("Flux2_Klein_4B", {"hidden_size": 3072}),
+              ("Flux2_Klein_9B", {"hidden_size": 4096})),
+    "Lumina2": (("Lumina2", {"dim": 2304, "cap_feat_dim": 2304, "clip_text_dim": None}),
+                ("NewBie", {"dim": 2304, "cap_feat_dim": 2560, "clip_text_dim": 1024})),
+    "Kandinsky5": (("Kandinsky5", {"model_dim": 1792}), ("Kandinsky5_Pro", {"model_dim": 4096})),
+    "QwenImage": (("QwenImage", {"default_ref_method": None, "use_additional_t_cond": None}),
+                  ("QwenImage_Edit_2511", {"default_ref_method": "index_timestep_zero",
+                                           "use_additional_t_cond": None}),
+                  ("QwenImage_Layered", {"default_ref_method": "negative_index", "use_additional_t_cond": True})),
+    "WAN21_T2V": (("WAN21_T2V", {"in_dim": 16}), ("WAN22_I2V_A14B", {"in_dim": 36})),
+    "SeedVR2": (("SeedVR2_3B", {"vid_dim": 2560}),),
+}
+
+
+def _said(config: dict, want: dict) -> str:
+    return ", ".join(f"{k} {config.get(k)!r}" for k in want)
+
+
+def table_variant(comfy_class: str):
+    """The rule for a class of ``VARIANTS``: the one entry the config fits, or a refusal naming them all."""
+    entries = VARIANTS[comfy_class]
+
+    def rule(index: KeyIndex, view: KeyView, config: dict) -> Variant:
+        for family, want in entries:
+            if all(config.get(k) == v for k, v in want.items()):
+                return _default(family, f"{_said(config, want)}: {family}")
+        known = "; ".join(f"{fam} has {', '.join(f'{k} {v!r}' for k, v in want.items())}" for fam, want in entries)
+        same = len({(get_family(f).sampling, get_family(f).latent) for f, _ in entries}) == 1
+        hint = (f"all of them share one sampling, so --model {entries[0][0]} gives ComfyUI's schedule"
+                if same else None)
+        raise refuse(f"ComfyUI class {comfy_class}, but {_said(config, entries[0][1])} fits none of its known "
+                     f"variants ({known})", example=entries[0][0], hint=hint)
+
+    rule.__doc__ = f"{comfy_class}: the variant by {', '.join(entries[0][1])}."
+    return rule
+
+
 #: ComfyUI class -> the rule that picks the variant. Other classes map to their one family.
-VARIANT_RULES = {"SD20": sd2_variant, "SDXL": sdxl_variant, "SD3": sd3_variant}
+VARIANT_RULES = {"SD20": sd2_variant, "SDXL": sdxl_variant, "SD3": sd3_variant, "CogVideoX_T2V": cogvideox_variant,
+                 **{cls: table_variant(cls) for cls in VARIANTS}}
