@@ -109,7 +109,7 @@ def test_info_on_export(tmp_path):
 def test_families_list():
     r = cli("families", "--json")
     names = [f["name"] for f in json.loads(r.stdout)]
-    assert "SD15" in names and "QwenImage" in names and len(names) == 24
+    assert "SD15" in names and "QwenImage" in names and len(names) == 24 + 39
 
 
 def test_info_and_run_with_a_checkpoint(tmp_path):

@@ -4,10 +4,11 @@ Every output frame is ``out_i = m + a_i * (x - m) + g_i * eps_i`` (per channel w
 format has per-channel statistics). The coefficients come from ComfyUI's path
 ``process_out(noise_scaling(sigma, eps, process_in(x)))``:
 
-- additive models (EPS, V, EDM): ``noise_scaling = x_m + sigma*eps``, so ``a = 1`` and
-  ``g = sigma * std / scale_factor``; ``m`` cancels;
-- flow models (CONST): ``noise_scaling = (1-sigma)*x_m + sigma*eps``, so ``a = 1 - sigma``,
-  ``g = sigma * std / scale_factor`` and ``m`` is the shift_factor or the per-channel latents_mean;
+- additive models (EPS, V_PREDICTION, EDM, and CogVideoX's V_PREDICTION_DDPM):
+  ``noise_scaling = x_m + sigma*eps``, so ``a = 1`` and ``g = sigma * std / scale_factor``; ``m`` cancels;
+- flow models (CONST): ``noise_scaling = sigma*(noise_scale*eps) + (1-sigma)*x_m``, so ``a = 1 - sigma``,
+  ``g = sigma * noise_scale * std / scale_factor`` and ``m`` is the shift_factor or the per-channel
+  latents_mean. ``noise_scale`` is ModelSamplingDiscreteFlow's (1 but for HiDream-O1's 8);
 - ``legacy`` (the node's own formula): ``a = 1``, ``g = sigma / scale_factor`` for every family.
 
 With ``std = 1`` the model formula's ``g`` is the float32 division ``sigma / scale_factor``, the very
@@ -20,7 +21,7 @@ from typing import Optional
 
 import torch
 
-from .families import Family
+from .families import ADDITIVE_PREDICTIONS, Family
 
 FORMULAS = ("model", "legacy")
 
@@ -58,11 +59,16 @@ def coefficients(family: Family, model_sigmas: torch.Tensor, raw_sigmas: torch.T
                             m=None, additive=True)
     mean, std = channel_offset_and_std(family, channels)
     g = raw_sigmas.reshape(n, 1).expand(n, channels)
+    s = family.sampling
+    if s.is_flow and s.noise_scale != 1.0:
+        g = g * s.noise_scale
     if std is not None:
         g = g * std.reshape(1, channels)
     g = g.contiguous()
-    if family.sampling.is_flow:
+    if s.is_flow:
         return Coefficients(a=(1 - model_sigmas).to(torch.float32), g=g, m=mean, additive=False)
+    if s.prediction not in ADDITIVE_PREDICTIONS:  # pragma: no cover - the registry only holds known predictions
+        raise ValueError(f"no noise scaling known for prediction {s.prediction!r}")
     return Coefficients(a=torch.ones(n), g=g, m=None, additive=True)
 
 

@@ -151,7 +151,7 @@ def model_sampling(s: Sampling) -> ModelSampling:
     elif s.kind == "edm":
         table = edm_table(s.edm_sigma_min, s.edm_sigma_max)
         sigma, timestep = _edm_fns()
-    elif s.kind == "flow":
+    elif s.kind in ("flow", "flow_av"):  # ModelSamplingAV is ModelSamplingDiscreteFlow for the (video) schedule
         table = flow_table(s.shift, s.multiplier, 1000)
         sigma = lambda t, _s=s.shift, _m=s.multiplier: flow_sigma(_s, _m, t)  # noqa: E731
         timestep = lambda sg, _m=s.multiplier: sg * _m  # noqa: E731

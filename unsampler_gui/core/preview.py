@@ -95,6 +95,10 @@ def latent_rgb_linear(frame, family, time_index: int = 0) -> np.ndarray:
     if factors is None:
         rgb = x[:3] if x.shape[0] >= 3 else x[:1].expand(3, *x.shape[1:])
         return np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())
+    reshape = fam.latent.rgb_factors_reshape
+    if reshape and reshape.get("pixel_shuffle"):  # Flux2: 128 channels as 32 x 2 x 2, shown at twice the size
+        x = torch.nn.functional.pixel_shuffle(x.unsqueeze(0), int(reshape["pixel_shuffle"]))[0]
+    x = x[:len(factors)]  # packed audio-video latents (MiniMax H3): the factors cover the video channels
     w = torch.tensor(factors, dtype=torch.float32)  # [C, 3]
     bias = None if fam.latent.rgb_factors_bias is None else torch.tensor(fam.latent.rgb_factors_bias,
                                                                          dtype=torch.float32)

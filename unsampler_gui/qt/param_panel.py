@@ -32,7 +32,7 @@ CHECKPOINT_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
 #: ComfyUI's ModelSampling* override choices, by sampling kind (see ``Family.with_overrides``).
 PREDICTIONS_BY_KIND = {"discrete": ("EPS", "V_PREDICTION"), "stable_cascade": ("EPS", "V_PREDICTION"),
                        "edm": ("EDM", "V_PREDICTION", "EPS"), "flow": ("CONST",), "flux": ("CONST",)}
-SHIFT_KINDS = ("flow", "flux", "stable_cascade")
+SHIFT_KINDS = core.families.SHIFT_KINDS
 DEFAULT_FAMILY = "SD15"
 MAX_SEED = 2 ** 31 - 1
 
