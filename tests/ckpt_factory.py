@@ -341,7 +341,9 @@ def fullish_entries(family: str) -> dict:
     """A checkpoint-like key set: the whole model (UNet) or a fuller DiT, plus text encoders and VAE."""
     fam = get_family(family)
     minimal = minimal_entries(family)
-    if any(k.endswith("input_blocks.0.0.weight") for k in minimal):
+    if family in _networks():
+        model = {**network_entries(family), **{k: v for k, v in minimal.items() if isinstance(v, np.ndarray)}}
+    elif any(k.endswith("input_blocks.0.0.weight") for k in minimal):
         model = ldm_unet_entries(fam.detection["unet_config"])
         model.update({k: v for k, v in minimal.items() if isinstance(v, np.ndarray)})
     else:
@@ -438,8 +440,10 @@ def checkpoint_entries(family: str, prefix: str = PREFIX) -> dict:
     fam = get_family(family)
     if family in _networks():
         model = network_entries(family, prefix)
-    else:
+    elif "input_blocks" in json.dumps(fam.detection.get("minimal_keys", [])):
         model = ldm_unet_entries(fam.detection["unet_config"], prefix)
+    else:  # no whole network on file (Stable Cascade): the fuller DiT key set
+        model = {_reprefix(k, prefix): v for k, v in fullish_entries(family).items() if k.startswith(PREFIX)}
     for name, spec in fam.detection.get("extra_keys_with_values", {}).items():
         model[_reprefix(name, prefix)] = value_array(spec)
     return model

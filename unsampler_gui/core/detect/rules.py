@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .fit import check_fit
+from .fit import check_fit, is_whole
 from .model_config import NO_CLASS_LABELS, ModelClass, match_class, nearest_classes
 from .model_type import VARIANT_RULES, Variant
 from .not_a_model import not_a_model, refuse_early
@@ -179,10 +179,10 @@ def _unsupported(mc: ModelClass) -> BadFileError:
                   kind="unsupported model")
 
 
-def _variant(index: KeyIndex, view: KeyView, mc: ModelClass, config: dict) -> Variant:
+def _variant(index: KeyIndex, view: KeyView, mc: ModelClass, config: dict, whole: bool) -> Variant:
     rule = VARIANT_RULES.get(mc.comfy_class)
     if rule is not None:
-        return rule(index, view, config)
+        return rule(index, view, config, whole=whole)
     try:
         fam = get_family(mc.families[0])
     except BadParameterError:
@@ -199,7 +199,7 @@ def _classify(index: KeyIndex, view: KeyView, branch: Branch, config: dict, meta
     if not mc.families:
         raise _unsupported(mc)
     matched = ", ".join(_why(k, v) for k, v in mc.match_dict().items())
-    variant = _variant(index, view, mc, config)
+    variant = _variant(index, view, mc, config, is_whole(view, branch))
     family = get_family(variant.family)
     label = f"{variant.family} (ComfyUI class {mc.comfy_class})"
     fit = check_fit(view, branch, config, family, label)

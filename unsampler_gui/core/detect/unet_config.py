@@ -338,6 +338,11 @@ def _joyimage(v: KeyView) -> dict:
             "num_layers": v.count_blocks("double_blocks.{}.")}
 
 
+def _old_lumina2(v: KeyView) -> bool:
+    w = v.shape("cap_embedder.1.weight")
+    return bool(w) and w[0] == 2304 and not v.has_under("layers.") and not v.has_under("noise_refiner.")
+
+
 _SAM3_KEYS = ("detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight",
               "detector.transformer.decoder.query_embed.weight")
 
@@ -410,6 +415,11 @@ BRANCHES = (
     Branch("JoyImage DiT", ("double_blocks.0.attn.img_attn_qkv.weight", "double_blocks.0.attn.img_attn_q_norm.weight",
            "condition_embedder.time_embedder.linear_1.weight", "img_in.weight"), _joyimage, _joyimage_shape),
     Branch("LDM UNet (`input_blocks.*`)", ("input_blocks.0.0.weight",), unet_config),
+    # Not an arm of master: its Lumina 2 arm also needs `noise_refiner.0.attention.k_norm.weight`, which every
+    # released Lumina 2 checkpoint has. A file with the older rule's key alone (a125cd84) is still read as
+    # Lumina 2 when its width is Lumina 2's, and never when it is a whole network.
+    Branch("Lumina 2 DiT, older rule (`cap_embedder.1.weight` without `noise_refiner.0.attention.k_norm.weight`)",
+           ("cap_embedder.1.weight",), _lumina2, _old_lumina2),
 )
 
 
