@@ -6,7 +6,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 import types
 
 import numpy as np
@@ -549,15 +548,13 @@ def test_resolve_model(tmp_path):
 
 # ----------------------------------------------------------------------------- speed and hygiene
 
-def test_big_sparse_sdxl_is_detected_in_a_fraction_of_a_second(tmp_path):
+def test_big_sparse_sdxl_is_detected_from_its_header(tmp_path):
+    """A 7 GB checkpoint is detected from its header (the time it takes is in benchmarks/bench_detect.py)."""
     path = tmp_path / "sdxl_base.safetensors"
     size = cf.write_safetensors(path, cf.sdxl_checkpoint_entries())
     assert size > 6_000_000_000
     assert os.stat(path).st_blocks * 512 < 50_000_000, "the test file should be sparse"
-    t0 = time.perf_counter()
-    det = detect_model(path)
-    assert time.perf_counter() - t0 < 0.5
-    assert det.family == "SDXL"
+    assert detect_model(path).family == "SDXL"
 
 
 def test_core_detection_does_not_import_qt():

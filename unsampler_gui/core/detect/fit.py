@@ -272,15 +272,10 @@ def check_fit(v: KeyView, branch, config: dict, family, label: str) -> tuple:
         if other:
             raise refuse(f"the keys fit {label} by ComfyUI's rules, but they hold a whole network of another "
                          f"architecture (`{other}`) and not this one's (`{fit.probe}`)", example=family.name)
+    check_partial_features(v, branch, label, family.name)
     for feat in fit.features:
         marked = [m for m in feat.markers if v.has(m)]
-        if not marked:
-            stray = next((k for k in (_has_stem(v, s) for s in feat.stems) if k), None)
-            if stray:
-                raise refuse(f"the keys have part of a {feat.name} (`{stray}`) but not `{feat.markers[0]}`, the key "
-                             f"ComfyUI reads for it ({feat.means}), so they fit neither {label} nor the "
-                             f"variant with a {feat.name}", example=family.name)
-        elif whole:
+        if marked and whole:
             missing = [c for c in feat.companions if not v.has(c)]
             if missing:
                 raise refuse(f"the whole network is there (`{fit.probe}`) and `{marked[0]}` ({feat.means}), but the "
@@ -293,6 +288,19 @@ def check_fit(v: KeyView, branch, config: dict, family, label: str) -> tuple:
     if fit.channels is not None:
         evidence += _check_channels(v, fit, config, family, label)
     return tuple(evidence)
+
+
+def check_partial_features(v: KeyView, branch, label: str, example: Optional[str] = None) -> None:
+    """Refuse keys that hold part of a feature's module but not the marker ComfyUI reads for it."""
+    fit = fit_for(branch)
+    for feat in fit.features if fit else ():
+        if any(v.has(m) for m in feat.markers):
+            continue
+        stray = next((k for k in (_has_stem(v, s) for s in feat.stems) if k), None)
+        if stray:
+            raise refuse(f"the keys have part of a {feat.name} (`{stray}`) but not `{feat.markers[0]}`, the key "
+                         f"ComfyUI reads for it ({feat.means}), so they fit neither {label} nor the "
+                         f"variant with a {feat.name}", example=example)
 
 
 def _check_channels(v: KeyView, fit: BranchFit, config: dict, family, label: str) -> list:

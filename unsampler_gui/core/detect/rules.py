@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .fit import check_fit, is_whole
+from .fit import check_fit, check_partial_features, is_whole
 from .model_config import NO_CLASS_LABELS, ModelClass, match_class, nearest_classes
 from .model_type import VARIANT_RULES, Variant
 from .not_a_model import not_a_model, refuse_early
@@ -197,6 +197,7 @@ def _classify(index: KeyIndex, view: KeyView, branch: Branch, config: dict, meta
     if mc is None:
         raise _no_class(branch, config)
     if not mc.families:
+        check_partial_features(view, branch, f"{mc.label} (ComfyUI class {mc.comfy_class})")
         raise _unsupported(mc)
     matched = ", ".join(_why(k, v) for k, v in mc.match_dict().items())
     variant = _variant(index, view, mc, config, is_whole(view, branch))
