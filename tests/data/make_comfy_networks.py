@@ -1,10 +1,40 @@
-"""Dump the checkpoint-format key set of each family's ComfyUI network (meta device), compressed."""
-import boot, torch, json, os, re
+"""Make comfy_networks.json: each family's whole network, as ComfyUI's own model class builds it.
+
+A one-off tool, not a test (it needs a ComfyUI checkout, which the project does not ship):
+
+    cd <ComfyUI master 783545f6 checkout> && PYTHONPATH=.:<einops, psutil, pyyaml, tqdm> \
+        <unsampler>/.venv/bin/python <unsampler>/tests/data/make_comfy_networks.py
+
+For each family of the registry it builds ComfyUI's model class from the family's detected
+unet_config on the meta device (no memory, no weights), takes the state dict's names and shapes,
+puts them back into the checkpoint layout where ComfyUI renames keys on load (Flux ``.scale``
+norms, HunyuanVideo's original names, PixelDiT's ``core.`` prefix), checks that ComfyUI's own
+detection gives the family's class for them, and writes them with ``{i}`` for repeated blocks.
+Heavy optional imports of ComfyUI are stubbed: only the network modules run. Facts out, no code in.
+"""
+import sys, types, importlib.abc, importlib.machinery
+from unittest import mock
+STUB = ("comfy_aimdo", "transformers", "sentencepiece", "tokenizers", "torchaudio", "av", "comfy_kitchen", "spandrel", "kornia", "scipy.signal", "torchsde", "aiohttp", "cv2", "sageattention", "flash_attn", "xformers", "triton", "comfyui_manager", "alembic", "sqlalchemy", "blake3", "simpleeval", "pydantic", "av", "requests", "torchvision", "comfy_execution", "spandrel_extra_arches", "diffusers", "accelerate", "open_clip", "timm", "scipy.ndimage", "skimage", "trimesh", "numba", "librosa", "soundfile", "pywt", "lark", "jsonschema", "huggingface_hub")
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in STUB and name != "scipy":
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec):
+        m = mock.MagicMock(name=spec.name); m.__path__ = []; m.__spec__ = spec; m.__name__ = spec.name
+        return m
+    def exec_module(self, m): pass
+sys.meta_path.insert(0, Finder())
+sys.argv = [sys.argv[0], "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+
+import torch, json, os, re
 import comfy.model_detection as md
 import comfy.supported_models as sm
 P = "model.diffusion_model."
-ref = json.load(open("/work/shared/reference/families_newest.json"))
-old = json.load(open("/work/detection/unsampler_gui/core/data/families.json"))["families"]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ref = json.load(open(os.path.join(REPO, "..", "shared", "reference", "families_newest.json")))
+old = json.load(open(os.path.join(REPO, "unsampler_gui", "core", "data", "families.json")))["families"]
 todo = {}
 for n, f in old.items():
     todo[n] = (f["detection"]["unet_config"], f["comfy_class"], None)
@@ -106,4 +136,4 @@ for name, (cfg, cls, meta) in todo.items():
     except Exception as e:
         import traceback; traceback.print_exc()
         print(name, cls, "FAILED", type(e).__name__, str(e)[:300])
-json.dump(result, open("/tmp/networks.json", "w"), indent=0, sort_keys=True)
+json.dump(result, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_networks.json"), "w"), indent=0, sort_keys=True)
