@@ -1,9 +1,15 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Never read or write the user's own config folder (user families in <config>/families): an empty one per run.
+os.environ["UNSAMPLER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="unsampler-test-config-")
+atexit.register(shutil.rmtree, os.environ["UNSAMPLER_CONFIG_DIR"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("UNSAMPLER_REFERENCE", ROOT.parent / "shared" / "reference"))

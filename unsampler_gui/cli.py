@@ -4,6 +4,7 @@
     unsampler run --model Flux --latent in.latent --steps 1000 --seed 1 --output out.latent
     unsampler info FILE [--json]
     unsampler families [--json]
+    unsampler --families PATH ... (any command; before or after it; a family file or a folder of them)
 
 User errors print one line on stderr and exit with status 2; nothing prints a traceback.
 """
@@ -216,19 +217,60 @@ def cmd_info(args) -> int:
 
 def cmd_families(args) -> int:
     from .core.families import all_families
+    from .core.family_format import definition_of
 
     fams = all_families()
-    if args.json:
-        print(json.dumps([{"name": f.name, "display_name": f.display_name, "comfy_class": f.comfy_class,
-                           "model_type": f.model_type, "sampling": f.sampling.kind, "shift": f.sampling.shift,
-                           "latent_format": f.latent.name, "channels": f.latent.channels,
-                           "dimensions": f.latent.dimensions, "scale_factor": f.latent.scale_factor,
-                           "shift_factor": f.latent.shift_factor} for f in fams]))
+    if args.json:  # every family in the family file format: start a file of your own from any entry
+        print(json.dumps([definition_of(f) for f in fams]))
+        return 0
+    if args.markdown:
+        print(families_markdown(fams))
         return 0
     for f in fams:
-        print(f"{f.name:<18} {f.display_name:<28} {f.model_type:<17} {f.latent.channels:>3}ch "
-              f"{f.latent.dimensions}D scale {f.latent.scale_factor}")
+        where = "" if f.builtin else f"  (user: {f.source})"
+        print(f"{f.name:<28} {f.display_name:<32} {f.model_type:<17} {f.latent.channels:>3}ch "
+              f"{f.latent.dimensions}D scale {f.latent.scale_factor}{where}")
     return 0
+
+
+def families_markdown(fams) -> str:
+    """The families as a Markdown table (the README's list is this, for the built-in families)."""
+    rows = ["| name | model | ComfyUI class | sampling | shift | latent | scale factor |",
+            "|---|---|---|---|---|---|---|"]
+    for f in fams:
+        s, lat = f.sampling, f.latent
+        kind = f"{s.kind}, {s.prediction}" + (f", noise_scale {s.noise_scale:g}" if s.noise_scale != 1 else "") + \
+            (", zsnr" if s.zsnr else "")
+        shift = f"{s.shift:g}" if s.has_shift else "–"
+        latent = f"{lat.name}, {lat.channels} ch, {'video' if lat.dimensions == 3 else 'image'}"
+        rows.append(f"| `{f.name}` | {f.display_name} | {f.comfy_class or '–'} | {kind} | {shift} | {latent} | "
+                    f"{lat.scale_factor:g} |")
+    return "\n".join(rows)
+
+
+def _families_option(p: argparse.ArgumentParser, dest: str, default) -> None:
+    p.add_argument("--families", action="append", dest=dest, default=default, metavar="PATH",
+                   help="also load the model families of this JSON file, or of every *.json in this folder "
+                        "(repeatable; <config>/families/*.json are always loaded)")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: it takes ``--families`` too, so the option works after the command as well."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _families_option(self, "families_after", argparse.SUPPRESS)
+
+
+def load_user_families(args) -> None:
+    """Install the registry: built-in families, ``<config>/families/*.json``, then every ``--families`` path.
+
+    A file that cannot be used is skipped whole, with one warning line naming the file and the field."""
+    from .core.family_files import reload_families
+
+    paths = list(getattr(args, "families_before", None) or []) + list(getattr(args, "families_after", None) or [])
+    for problem in reload_families(paths).problems:
+        print(f"unsampler: warning: skipped {problem}", file=sys.stderr)
 
 
 # ---- parser -----------------------------------------------------------------------------------
@@ -237,7 +279,8 @@ def cmd_families(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unsampler", description="ComfyUI's BatchUnsampler, on the command line.")
     p.add_argument("--version", action="version", version=f"unsampler {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    _families_option(p, "families_before", None)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     def model_args(sp, required=True):
         sp.add_argument("--model", required=required,
@@ -288,8 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prediction", default=None)
     sp.set_defaults(func=cmd_info)
 
-    sp = sub.add_parser("families", help="list the built-in model families")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("families", help="list the model families (built-in and your own), --json in the family "
+                                         "file format")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="every family's full definition, in the family file format")
+    g.add_argument("--markdown", action="store_true", help="a Markdown table")
     sp.set_defaults(func=cmd_families)
     return p
 
@@ -300,6 +346,7 @@ def main(argv: Optional[list] = None) -> int:
     from .core.errors import Cancelled, UnsamplerError
 
     try:
+        load_user_families(args)
         return int(args.func(args) or 0)
     except Cancelled as e:
         print(f"unsampler: {e}", file=sys.stderr)

@@ -38,7 +38,7 @@ from importlib import resources
 from typing import Any, Optional
 
 from .errors import BadFileError
-from .families import BUILTIN, PREDICTIONS, SAMPLING_KINDS, Family, LatentFormat, Sampling
+from .family_types import BUILTIN, PREDICTIONS, SAMPLING_KINDS, Family, LatentFormat, Sampling
 
 FORMAT = "unsampler-family/1"
 
@@ -70,9 +70,13 @@ MAX_CHANNELS = 4096
 class FamilyDefinitionError(BadFileError):
     """A family definition with a missing, unknown or out-of-range field (the message names it)."""
 
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
 
 def _fail(field: str, problem: str):
-    raise FamilyDefinitionError(f"{field}: {problem}")
+    raise FamilyDefinitionError(field, problem)
 
 
 def _show(v: Any) -> str:
@@ -119,7 +123,7 @@ def _text(v, field: str, allow_none: bool = False, max_len: int = 200) -> Option
     return v.strip()
 
 
-def _vector(v, field: str, n: int, positive: bool = False) -> Optional[tuple]:
+def _vector(v, field: str, n: int, positive: bool = False, what: str = "one per channel") -> Optional[tuple]:
     if v is None:
         return None
     if isinstance(v, list) and len(v) == 1 and isinstance(v[0], list):
@@ -127,7 +131,7 @@ def _vector(v, field: str, n: int, positive: bool = False) -> Optional[tuple]:
     while isinstance(v, list) and v and all(isinstance(x, list) and len(x) == 1 for x in v):
         v = [x[0] for x in v]
     if not isinstance(v, list) or len(v) != n:
-        _fail(field, f"must be a list of {n} numbers (one per channel), got {_show(v)}")
+        _fail(field, f"must be a list of {n} numbers ({what}), got {_show(v)}")
     return tuple(_number(x, f"{field}[{i}]", positive) for i, x in enumerate(v))
 
 
@@ -179,10 +183,10 @@ def _rgb(lat: dict, channels: int):
         usable = channels // (reshape["pixel_shuffle"] ** 2) if reshape else channels
         if not isinstance(rows, list) or not 1 <= len(rows) <= usable:
             _fail("latent.latent_rgb_factors", f"must be a list of 1 to {usable} rows of 3 numbers, got {_show(rows)}")
-        factors = tuple(_vector(r, f"latent.latent_rgb_factors[{i}]", 3) for i, r in enumerate(rows))
+        factors = tuple(_vector(r, f"latent.latent_rgb_factors[{i}]", 3, what="R, G, B") for i, r in enumerate(rows))
         if reshape and len(factors) != usable:
             _fail("latent.latent_rgb_factors", f"needs {usable} rows with latent_rgb_factors_reshape")
-    bias = _vector(lat.get("latent_rgb_factors_bias"), "latent.latent_rgb_factors_bias", 3)
+    bias = _vector(lat.get("latent_rgb_factors_bias"), "latent.latent_rgb_factors_bias", 3, what="R, G, B")
     return factors, bias, reshape
 
 

@@ -105,6 +105,10 @@ class ModelSampling:
     sigma: Callable[[torch.Tensor], torch.Tensor]
     timestep: Callable[[torch.Tensor], torch.Tensor]
     sigmas_list: tuple  # the same table as Python floats (exact float32 values), for fast indexing
+    #: True when ``sigma(t)`` uses only IEEE arithmetic (+ - * /, each correctly rounded), so a whole vector gives
+    #: the bits ComfyUI's one-0-d-tensor-at-a-time loop gives. False where it calls exp/log/cos/acos/sigmoid,
+    #: whose float32 kernels round differently in vector bodies, tails and single elements.
+    sigma_is_arithmetic: bool = False
 
     @property
     def sigma_min(self) -> torch.Tensor:
@@ -138,6 +142,7 @@ def _edm_fns():
 @lru_cache(maxsize=64)
 def model_sampling(s: Sampling) -> ModelSampling:
     """Build (once, then cached) the ModelSampling of a family's ``Sampling`` parameters."""
+    arithmetic = s.kind in ("flow", "flow_av", "flux")
     if s.kind == "discrete":
         sig64 = discrete_table_f64(s.num_timesteps, s.linear_start, s.linear_end, s.zsnr)
         table, log_table = sig64.float(), sig64.log().float()
@@ -163,7 +168,8 @@ def model_sampling(s: Sampling) -> ModelSampling:
         raise ValueError(f"unknown sampling kind {s.kind!r}")
     table = table.contiguous()
     table.requires_grad_(False)
-    return ModelSampling(sigmas=table, sigma=sigma, timestep=timestep, sigmas_list=tuple(table.tolist()))
+    return ModelSampling(sigmas=table, sigma=sigma, timestep=timestep, sigmas_list=tuple(table.tolist()),
+                         sigma_is_arithmetic=arithmetic)
 
 
 def discrete_table_f64(num_timesteps: int, linear_start: float, linear_end: float, zsnr: bool) -> torch.Tensor:

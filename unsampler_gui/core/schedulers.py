@@ -1,9 +1,14 @@
 """ComfyUI's nine schedulers as a registry of small pure functions.
 
-Each handler reproduces ``comfy/samplers.py`` (and ``k_diffusion/sampling.py``) float32 arithmetic.
-Handlers that ComfyUI loops over element by element are vectorised here where the vectorised torch
-operation gives the same float32 result (elementwise mul/add/div/floor); see the tests against
-ComfyUI's reference values.
+Each handler does the float32 torch operations of ``comfy/samplers.py`` (and ``k_diffusion/sampling.py``)
+in ComfyUI's order, on tensors of the same shapes, so that its last bit is what ComfyUI gives on the same
+machine and torch build (float32 exp/tan/cos kernels round differently between hosts, and between vector
+bodies, tails and single elements; see the reference README):
+
+- karras, exponential and kl_optimal: one vector op chain of length n, as ComfyUI (pow, exp, tan_);
+- normal and sgm_uniform: ``sigma()`` on one 0-d tensor at a time, as ComfyUI's loop, unless the family's
+  ``sigma()`` is plain IEEE arithmetic (flow, flux), where a vector gives the same bits;
+- simple, ddim_uniform, beta and linear_quadratic only index the table or use Python floats.
 """
 from __future__ import annotations
 
@@ -21,20 +26,6 @@ from .model_sampling import ModelSampling
 def _float_tensor(values) -> torch.Tensor:
     """``torch.FloatTensor(list_of_python_floats)``: each value rounded to float32."""
     return torch.from_numpy(np.asarray(values, dtype=np.float64).astype(np.float32))
-
-
-def _exp_f32(x: torch.Tensor) -> torch.Tensor:
-    """float32 exp, correctly rounded (computed in float64).
-
-    torch's float32 exp and tan differ between CPU builds by an ulp; ComfyUI's reference values agree
-    with the correctly rounded result far more often than with this machine's torch, and the correctly
-    rounded result is the same on every machine.
-    """
-    return x.double().exp().float()
-
-
-def _tan_f32(x: torch.Tensor) -> torch.Tensor:
-    return x.double().tan().float()
 
 
 def simple_scheduler(ms: ModelSampling, steps: int) -> torch.Tensor:
@@ -70,7 +61,10 @@ def normal_scheduler(ms: ModelSampling, steps: int, sgm: bool = False) -> torch.
             steps += 1
             append_zero = False
         timesteps = torch.linspace(start, end, steps)
-    sigs = ms.sigma(timesteps).to(torch.float32)
+    if ms.sigma_is_arithmetic:
+        sigs = ms.sigma(timesteps).to(torch.float32)
+    else:  # ComfyUI calls sigma() on one 0-d tensor at a time; exp/log/cos round that way only
+        sigs = _float_tensor([float(ms.sigma(timesteps[i])) for i in range(len(timesteps))])
     if append_zero:
         sigs = torch.cat([sigs, sigs.new_zeros([1])])
     return sigs
@@ -130,7 +124,7 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
 
 def exponential_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
     """'exponential': log-linear from sigma_max to sigma_min, then 0."""
-    sigmas = _exp_f32(torch.linspace(math.log(sigma_max), math.log(sigma_min), n))
+    sigmas = torch.linspace(math.log(sigma_max), math.log(sigma_min), n).exp()
     return torch.cat([sigmas, sigmas.new_zeros([1])])
 
 
@@ -141,7 +135,7 @@ def kl_optimal_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tenso
     """
     adj_idxs = torch.arange(n, dtype=torch.float).div_(n - 1)
     sigmas = adj_idxs.new_zeros(n + 1)
-    sigmas[:-1] = _tan_f32(adj_idxs * math.atan(sigma_min) + (1 - adj_idxs) * math.atan(sigma_max))
+    sigmas[:-1] = (adj_idxs * math.atan(sigma_min) + (1 - adj_idxs) * math.atan(sigma_max)).tan_()
     return sigmas
 
 

@@ -195,9 +195,15 @@ def _qt_args(argv) -> list:
 
 def build_window(args: argparse.Namespace, settings=None):
     """The main window, opened on the given files (or the sample and SD15)."""
+    from .family_dialog import load_startup_families
     from .main_window import MainWindow
 
+    skipped = load_startup_families()  # <config>/families/*.json, before the family list is built
     win = MainWindow(settings)
+    for problem in skipped:
+        log.warning("skipped family file %s", problem)
+    if skipped:
+        win.show_status(f"skipped {len(skipped)} family file(s): {skipped[0]}")
     model = args.model
     if args.latent:
         win.open_file(args.latent)

@@ -21,6 +21,7 @@ from .. import core
 from ..core.devices import human_bytes
 from . import errors, resource_path
 from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT, ExportDialog, ExportSource
+from .family_dialog import define_family
 from .param_panel import ParamPanel
 from .settings import Settings
 from .sigma_plot import SigmaPlot
@@ -148,6 +149,10 @@ class MainWindow(QMainWindow):
         self._action(f, "Export &animation…", lambda: self.open_export(ANIMATION))
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        m = mb.addMenu("&Model")
+        self.define_family_action = self._action(m, "&Define family…", lambda: define_family(self),
+                                                 tip="Write a model family file of your own (<config>/families)")
 
         r = mb.addMenu("&Run")
         self.run_action = self._action(r, "&Run", self.start_run, "Ctrl+R", "Make the progressively noised batch")

@@ -22,6 +22,7 @@ from ..core.devices import available_memory, cuda_available, human_bytes
 from ..core.latent_io import NonFiniteLatentError
 from ..core.sigmas import MAX_STEPS
 from . import SAMPLE_LABEL
+from .family_dialog import fill_family_combo
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .worker import LatestOnly, Worker
@@ -192,14 +193,8 @@ class ParamPanel(QWidget):
     def _build(self) -> None:
         # model
         self.family = QComboBox()
-        for fam in core.all_families():
-            self.family.addItem(fam.display_name, fam.name)
-            self.family.setItemData(self.family.count() - 1,
-                                    f"{fam.name}: {fam.comfy_class}, {fam.sampling.kind} sampling, "
-                                    f"{fam.sampling.prediction}, {fam.latent.channels} channels, "
-                                    f"{fam.latent.ndim}-D, scale_factor {fam.latent.scale_factor:g}",
-                                    Qt.ItemDataRole.ToolTipRole)
-        self.family.setToolTip("Built-in model family (no weights needed)")
+        fill_family_combo(self.family)  # the built-in families, then the user's (Model > Define family…)
+        self.family.setToolTip("Model family (no weights needed): the built-in ones, then yours")
         self.open_checkpoint_button = QPushButton("Open checkpoint…")
         self.open_checkpoint_button.setToolTip("Detect the family from a checkpoint's header (no weights are loaded)")
         self.open_checkpoint_button.clicked.connect(self.browse_checkpoint)
