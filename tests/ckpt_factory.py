@@ -9,13 +9,22 @@ Key sets:
 - ``ldm_unet_entries(unet_config)``: a full LDM UNet (SD1/SD2/SDXL/SVD layout) generated from a
   ComfyUI unet_config;
 - ``fullish_entries(family)``: a checkpoint-like file: the model (full UNet, or the DiT's minimal
-  keys with more blocks and more real key names) plus text-encoder and VAE keys beside it.
+  keys with more blocks and more real key names) plus text-encoder and VAE keys beside it;
+- ``network_entries(family)``: the family's whole diffusion network as real checkpoints hold it
+  (hundreds to thousands of keys, the real shapes), from ``data/comfy_networks.json``: the state dict
+  of ComfyUI's own model class (master 783545f6) for that family, built on the meta device and put
+  back into the checkpoint layout (``data/make_comfy_networks.py`` made it; see there). Block
+  ``{i}`` keys stand for ``counts[stem]`` blocks with the same shapes;
+- ``checkpoint_entries(family)``: ``network_entries`` (or the full UNet) with the family's
+  value-carrying top-level keys, and ``network_metadata(family)`` its safetensors ``__metadata__``.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+from functools import lru_cache
 
 import numpy as np
 
@@ -332,7 +341,9 @@ def fullish_entries(family: str) -> dict:
     """A checkpoint-like key set: the whole model (UNet) or a fuller DiT, plus text encoders and VAE."""
     fam = get_family(family)
     minimal = minimal_entries(family)
-    if any(k.endswith("input_blocks.0.0.weight") for k in minimal):
+    if family in _networks():
+        model = {**network_entries(family), **{k: v for k, v in minimal.items() if isinstance(v, np.ndarray)}}
+    elif any(k.endswith("input_blocks.0.0.weight") for k in minimal):
         model = ldm_unet_entries(fam.detection["unet_config"])
         model.update({k: v for k, v in minimal.items() if isinstance(v, np.ndarray)})
     else:
@@ -379,3 +390,60 @@ def controlnet_entries(prefix: str = "control_model.") -> dict:
     e[f"{prefix}zero_convs.0.0.weight"] = ("F16", (320, 320, 1, 1))
     e[f"{prefix}middle_block_out.0.weight"] = ("F16", (1280, 1280, 1, 1))
     return e
+
+
+# ----------------------------------------------------------------------------- whole networks
+
+NETWORKS_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "comfy_networks.json")
+
+
+@lru_cache(maxsize=1)
+def _networks() -> dict:
+    with open(NETWORKS_JSON, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def network_families() -> list:
+    """Families whose whole network is in ``data/comfy_networks.json`` (every DiT family)."""
+    return sorted(_networks())
+
+
+def _expand(spec: dict) -> dict:
+    out = {}
+    for key, shape in spec["keys"].items():
+        if "{i}" in key:
+            stem = key.split(".{i}.", 1)[0]
+            for i in range(spec["counts"][stem]):
+                out[key.replace("{i}", str(i), 1)] = tuple(shape)
+        else:
+            out[key] = tuple(shape)
+    return out
+
+
+def network_entries(family: str, prefix: str = PREFIX, dtype: str = "BF16") -> dict:
+    """The family's whole diffusion network (name -> (dtype, shape)) under ``prefix``."""
+    return {prefix + k: (dtype, shape) for k, shape in _expand(_networks()[family]).items()}
+
+
+def network_metadata(family: str):
+    """The safetensors ``__metadata__`` a real file of this family carries for ComfyUI (or None)."""
+    return _networks().get(family, {}).get("metadata")
+
+
+def network_class(family: str) -> str:
+    """The ComfyUI class that ComfyUI's own detection gave for the family's network."""
+    return _networks()[family]["class"]
+
+
+def checkpoint_entries(family: str, prefix: str = PREFIX) -> dict:
+    """A real-sized checkpoint of the family: the whole network plus its value-carrying keys."""
+    fam = get_family(family)
+    if family in _networks():
+        model = network_entries(family, prefix)
+    elif "input_blocks" in json.dumps(fam.detection.get("minimal_keys", [])):
+        model = ldm_unet_entries(fam.detection["unet_config"], prefix)
+    else:  # no whole network on file (Stable Cascade): the fuller DiT key set
+        model = {_reprefix(k, prefix): v for k, v in fullish_entries(family).items() if k.startswith(PREFIX)}
+    for name, spec in fam.detection.get("extra_keys_with_values", {}).items():
+        model[_reprefix(name, prefix)] = value_array(spec)
+    return model

@@ -6,7 +6,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 import types
 
 import numpy as np
@@ -24,9 +23,8 @@ except ImportError:  # tests/ imported as a package
     from tests import ckpt_factory as cf
 
 FAMILIES = family_names()
-REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference", "families.json")
-REFERENCE = os.environ.get("UNSAMPLER_REFERENCE", REFERENCE if os.path.exists(REFERENCE) else
-                           "/work/shared/reference/families.json")
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference",
+                         "families.json")
 
 
 def _write(tmp_path, name, entries, metadata=None):
@@ -38,38 +36,51 @@ def _write(tmp_path, name, entries, metadata=None):
 # ----------------------------------------------------------------------------- every family
 
 def test_registry_is_the_reference_list():
-    if not os.path.exists(REFERENCE):
-        pytest.skip("reference data not available")
+    """The registry holds the 24 families of families.json and the 39 of families_newest.json."""
     with open(REFERENCE) as f:
         ref = json.load(f)
-    assert set(FAMILIES) == set(ref["detected_families"])
+    with open(REFERENCE.replace("families.json", "families_newest.json")) as f:
+        newest = json.load(f)
+    assert set(FAMILIES) == set(ref["detected_families"]) | set(newest["detected_families"])
+
+
+def _names(family: str) -> set:
+    """What a file of ``family`` may be reported as: the family, or its ComfyUI class when the keys
+    (ComfyUI's minimal set) do not hold what tells the class's variants apart."""
+    return {family, get_family(family).comfy_class}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_minimal_keys_detect_the_family(tmp_path, family):
-    det = detect_model(_write(tmp_path, "m.safetensors", cf.minimal_entries(family)))
-    assert det.kind == "checkpoint"
-    assert det.family == family
     fam = get_family(family)
+    det = detect_model(_write(tmp_path, "m.safetensors", cf.minimal_entries(family),
+                              fam.detection.get("safetensors_metadata")))
+    assert det.kind == "checkpoint"
+    assert det.family in _names(family)
+    fam = get_family(det.family)
+    if det.family != family:  # reported as its class: the class's families share one sampling
+        assert (get_family(family).sampling, get_family(family).latent) == (fam.sampling, fam.latent)
     assert det.prediction == fam.sampling.prediction
     assert det.model_type == fam.model_type
     assert det.comfy_class == fam.comfy_class
-    assert det.family_obj == fam
+    assert (det.family_obj.sampling, det.family_obj.latent) == (fam.sampling, fam.latent)
     assert det.shift == (fam.sampling.shift if fam.sampling.kind in ("flow", "flux", "stable_cascade") else None)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fullish_checkpoint_with_text_encoder_and_vae(tmp_path, family):
-    det = detect_model(_write(tmp_path, "full.safetensors", cf.fullish_entries(family)))
-    assert det.family == family
+    det = detect_model(_write(tmp_path, "full.safetensors", cf.fullish_entries(family),
+                              get_family(family).detection.get("safetensors_metadata")))
+    assert det.family in _names(family)
     where = det.evidence[1]
     assert "`model.diffusion_model.`" in where and "VAE (`first_stage_model.*`)" in where
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_diffusion_model_only_file_without_prefix(tmp_path, family):
-    det = detect_model(_write(tmp_path, "unet.sft", cf.minimal_entries(family, prefix="")))
-    assert det.family == family
+    det = detect_model(_write(tmp_path, "unet.sft", cf.minimal_entries(family, prefix=""),
+                              get_family(family).detection.get("safetensors_metadata")))
+    assert det.family in _names(family)
     assert "without a prefix" in det.evidence[1]
 
 
@@ -187,32 +198,32 @@ def test_evidence_names_the_deciding_keys(tmp_path):
 
 # ----------------------------------------------------------------------------- unsupported and incomplete
 
-@pytest.mark.parametrize("change, words", [
-    (lambda e: e.pop(cf.PREFIX + "vector_in.in_layer.weight"), "HunyuanImage 2.1"),
-], ids=["hunyuan_image21"])
-def test_hunyuan_without_vector_in_is_unsupported(tmp_path, change, words):
+def test_hunyuan_video_without_vector_in_is_refused_not_named_hunyuan_image(tmp_path):
+    """ComfyUI's rules give HunyuanImage21 (no `vector_in`), but the network's 16-channel output is not
+    HunyuanImage 2.1's 64-channel latent: refused, naming what did not fit (was: "unsupported")."""
     entries = cf.minimal_entries("HunyuanVideo")
-    change(entries)
-    with pytest.raises(BadFileError, match=words):
+    entries.pop(cf.PREFIX + "vector_in.in_layer.weight")
+    with pytest.raises(BadFileError, match=r"no exact match: .*HunyuanImage21.*16 latent channels.*has 64.*--model"):
         detect_model(_write(tmp_path, "h.safetensors", entries))
 
 
-def test_wan_i2v_is_unsupported(tmp_path):
+def test_wan_i2v_is_detected(tmp_path):
+    """Was refused as unsupported; WAN21_I2V is a family now."""
     entries = cf.minimal_entries("WAN21_T2V")
     entries[cf.PREFIX + "img_emb.proj.0.bias"] = ("F16", (1280,))
     entries[cf.PREFIX + "patch_embedding.weight"] = ("F16", (5120, 36, 1, 2, 2))
-    with pytest.raises(BadFileError, match=r"unsupported model: .*Wan image-to-video.*WAN21_I2V"):
-        detect_model(_write(tmp_path, "i2v.safetensors", entries))
+    det = detect_model(_write(tmp_path, "i2v.safetensors", entries))
+    assert (det.family, det.comfy_class) == ("WAN21_I2V", "WAN21_I2V")
 
 
-def test_flux_fill_and_cascade_b_are_unsupported(tmp_path):
+def test_flux_fill_is_detected_and_cascade_b_is_unsupported(tmp_path):
     entries = cf.minimal_entries("Flux")
     entries[cf.PREFIX + "img_in.weight"] = ("F16", (3072, 384))
-    with pytest.raises(BadFileError, match="FluxInpaint"):
-        detect_model(_write(tmp_path, "fill.safetensors", entries))
+    assert detect_model(_write(tmp_path, "fill.safetensors", entries)).family == "FluxInpaint"
     cascade_b = {cf.PREFIX + "clf.1.weight": ("F16", (4, 320, 1, 1)),
-                 cf.PREFIX + "clip_mapper.weight": ("F16", (1280, 1280))}
-    with pytest.raises(BadFileError, match="Stable Cascade stage B"):
+                 cf.PREFIX + "clip_mapper.weight": ("F16", (1280, 1280)),
+                 cf.PREFIX + "down_blocks.1.0.channelwise.0.weight": ("F16", (2560, 640))}
+    with pytest.raises(BadFileError, match=r"unsupported model: this is Stable Cascade stage B"):
         detect_model(_write(tmp_path, "b.safetensors", cascade_b))
 
 
@@ -537,15 +548,13 @@ def test_resolve_model(tmp_path):
 
 # ----------------------------------------------------------------------------- speed and hygiene
 
-def test_big_sparse_sdxl_is_detected_in_a_fraction_of_a_second(tmp_path):
+def test_big_sparse_sdxl_is_detected_from_its_header(tmp_path):
+    """A 7 GB checkpoint is detected from its header (the time it takes is in benchmarks/bench_detect.py)."""
     path = tmp_path / "sdxl_base.safetensors"
     size = cf.write_safetensors(path, cf.sdxl_checkpoint_entries())
     assert size > 6_000_000_000
     assert os.stat(path).st_blocks * 512 < 50_000_000, "the test file should be sparse"
-    t0 = time.perf_counter()
-    det = detect_model(path)
-    assert time.perf_counter() - t0 < 0.5
-    assert det.family == "SDXL"
+    assert detect_model(path).family == "SDXL"
 
 
 def test_core_detection_does_not_import_qt():

@@ -163,20 +163,9 @@ def cmd_run(args) -> int:
 
 
 def _looks_like_latent(path: str) -> bool:
-    from .core.errors import BadFileError
-    from .core.latent_io import LATENT_KEY
-    from .core.safetensors_io import read_header
+    from .core.detect import classify_file
 
-    if os.path.isdir(path):
-        return False
-    if path.lower().endswith(".latent"):
-        return True
-    try:
-        h = read_header(path)
-    except BadFileError:
-        return False
-    shaped = [t for t in h.tensors.values() if len(t.shape) in (4, 5)]
-    return LATENT_KEY in h.tensors or (len(h.tensors) <= 2 and len(shaped) == 1)
+    return classify_file(path) == "latent"
 
 
 def cmd_info(args) -> int:

@@ -91,9 +91,6 @@ def _pick_tensor(header: SafetensorsHeader) -> str:
         raise BadFileError(f"{name}: no '{LATENT_KEY}' tensor in the file (ComfyUI's LoadLatent would fail too)")
     if len(candidates) == 1:
         return candidates[0].name
-    shaped = [t for t in candidates if len(t.shape) in (4, 5)]
-    if len(shaped) == 1:
-        return shaped[0].name
     raise BadFileError(f"{name}: holds {len(candidates)} tensors and none is called '{LATENT_KEY}'; "
                        "this looks like a model file, not a latent")
 

@@ -5,7 +5,8 @@ Public API:
   file (header only), a ``.ckpt``/``.pt``/``.pth``/``.bin`` pickle (read by an unpickler that runs
   no code from the file) or a diffusers folder;
 - ``resolve_model(spec, shift=None, prediction=None) -> Detection`` for what a user types: a family
-  name (case-insensitive), a checkpoint file or a diffusers folder.
+  name (case-insensitive), a checkpoint file or a diffusers folder;
+- ``classify_file(path) -> "latent" | "model"``: which of the two a dropped or named file is.
 
 The rules are ComfyUI's (see ``rules``); a file that is not a diffusion model, or one whose
 architecture is unknown or unsupported, raises ``BadFileError`` with a one-line reason.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .diffusers_folder import detect_diffusers
+from .file_kind import classify_file
 from .state_dict import KeyIndex, index_from_safetensors
 from .pickle_reader import read_torch_pickle, read_torch_zip
 from .rules import ArchMatch, detect_architecture

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .refusal import refuse
 from .state_dict import KeyIndex, KeyView
 from ..errors import BadFileError
 from ..families import get_family
@@ -33,7 +34,7 @@ def _default(family: str, *evidence: str) -> Variant:
     return Variant(family, get_family(family).model_type, tuple(evidence))
 
 
-def sd2_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
+def sd2_variant(index: KeyIndex, view: KeyView, config: dict, whole: bool = False) -> Variant:
     """SD20 class: V_PREDICTION if std(norm1.bias) > 0.09 (4-channel models only), else EPS."""
     if config.get("in_channels") != 4:
         return _default("SD20", f"in_channels {config.get('in_channels')} (inpainting): never v-prediction, EPS")
@@ -72,7 +73,7 @@ def _edm_vpred(index: KeyIndex) -> Variant:
                    display_name=f"SDXL (EDM v-prediction, sigma_max {sigma_max:g})")
 
 
-def sdxl_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
+def sdxl_variant(index: KeyIndex, view: KeyView, config: dict, whole: bool = False) -> Variant:
     """SDXL class: Playground 2.5 (edm_mean+edm_std), V_PREDICTION_EDM, v-prediction (+ztsnr), else EPS."""
     keys = index.shapes
     if "edm_mean" in keys and "edm_std" in keys:
@@ -90,7 +91,7 @@ def sdxl_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
     return _default("SDXL", "no top-level `v_pred`, `edm_mean`/`edm_std` or `edm_vpred.sigma_max`: EPS" + extra)
 
 
-def sd3_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
+def sd3_variant(index: KeyIndex, view: KeyView, config: dict, whole: bool = False) -> Variant:
     """SD3 class: SD3.5 Large when the depth is the SD35_large family's, else SD3 (the same sampling)."""
     depth = config.get("depth")
     large = get_family("SD35_large").detection["unet_config"]["depth"]
@@ -101,5 +102,69 @@ def sd3_variant(index: KeyIndex, view: KeyView, config: dict) -> Variant:
                            "and one sampling)")
 
 
+def cogvideox_variant(index: KeyIndex, view: KeyView, config: dict, whole: bool = False) -> Variant:
+    """CogVideoX_T2V: ComfyUI picks the CogVideoX 1.5 latent (5B class) for 48 or more attention heads."""
+    heads = config.get("num_attention_heads", 0)
+    if heads >= COGVIDEOX_5B_HEADS:
+        return _default("CogVideoX_5B", f"num_attention_heads {heads} >= {COGVIDEOX_5B_HEADS}: the 5B class "
+                                        "(CogVideoX 1.5 latent format)")
+    return _default("CogVideoX_2B", f"num_attention_heads {heads} < {COGVIDEOX_5B_HEADS}: the 2B class "
+                                    "(CogVideoX latent format)")
+
+
+#: ComfyUI's threshold (``CogVideoX_T2V.__init__``) for the 5B-class latent format.
+COGVIDEOX_5B_HEADS = 48
+
+#: Classes whose families we tell apart by config values ComfyUI reads (the values are those of
+#: ComfyUI's detected config for each family). A file must fit one entry exactly; the first wins.
+VARIANTS = {
+    "Flux2": (("Flux2", {"hidden_size": 6144}), ("Flux2_Klein_4B", {"hidden_size": 3072}),
+              ("Flux2_Klein_9B", {"hidden_size": 4096})),
+    "Lumina2": (("Lumina2", {"dim": 2304, "cap_feat_dim": 2304, "clip_text_dim": None}),
+                ("NewBie", {"dim": 2304, "cap_feat_dim": 2560, "clip_text_dim": 1024})),
+    "Kandinsky5": (("Kandinsky5", {"model_dim": 1792}), ("Kandinsky5_Pro", {"model_dim": 4096})),
+    "QwenImage": (("QwenImage", {"default_ref_method": None, "use_additional_t_cond": None}),
+                  ("QwenImage_Edit_2511", {"default_ref_method": "index_timestep_zero",
+                                           "use_additional_t_cond": None}),
+                  ("QwenImage_Layered", {"default_ref_method": "negative_index", "use_additional_t_cond": True})),
+    "WAN21_T2V": (("WAN21_T2V", {"in_dim": 16}), ("WAN22_I2V_A14B", {"in_dim": 36})),
+    "SeedVR2": (("SeedVR2_3B", {"vid_dim": 2560}),),
+    "HunyuanVideo15": (("HunyuanVideo15", {"in_channels": 65}),),
+}
+
+
+def _said(config: dict, want: dict) -> str:
+    return ", ".join(f"{k} {config.get(k)!r}" for k in want)
+
+
+def table_variant(comfy_class: str):
+    """The rule for a class of ``VARIANTS``: the one entry the config fits exactly.
+
+    When none fits, a file that holds only the keys ComfyUI reads (not a whole network) is reported
+    as the class itself (by its ComfyUI class name, which the registry resolves) if all the class's
+    families share one sampling and latent format: the schedule is ComfyUI's whatever the variant.
+    A whole network that fits no variant, or a class whose variants differ, is refused.
+    """
+    entries = VARIANTS[comfy_class]
+
+    def rule(index: KeyIndex, view: KeyView, config: dict, whole: bool = False) -> Variant:
+        for family, want in entries:
+            if all(config.get(k) == v for k, v in want.items()):
+                return _default(family, f"{_said(config, want)}: {family}")
+        known = "; ".join(f"{fam} has {', '.join(f'{k} {v!r}' for k, v in want.items())}" for fam, want in entries)
+        fams = [get_family(f) for f, _ in entries]
+        if not whole and len({(f.sampling, f.latent, f.model_type) for f in fams}) == 1:
+            return Variant(comfy_class, fams[0].model_type,
+                           (f"{_said(config, entries[0][1])} is none of the named variants ({known}); they all "
+                            f"share one sampling and latent format, so the class {comfy_class} is reported",),
+                           display_name=f"{comfy_class} (ComfyUI class; variant not named)")
+        raise refuse(f"ComfyUI class {comfy_class}, but {_said(config, entries[0][1])} fits none of its known "
+                     f"variants ({known}), and they differ in sampling", example=entries[0][0])
+
+    rule.__doc__ = f"{comfy_class}: the variant by {', '.join(entries[0][1])}."
+    return rule
+
+
 #: ComfyUI class -> the rule that picks the variant. Other classes map to their one family.
-VARIANT_RULES = {"SD20": sd2_variant, "SDXL": sdxl_variant, "SD3": sd3_variant}
+VARIANT_RULES = {"SD20": sd2_variant, "SDXL": sdxl_variant, "SD3": sd3_variant, "CogVideoX_T2V": cogvideox_variant,
+                 **{cls: table_variant(cls) for cls in VARIANTS}}
