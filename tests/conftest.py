@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from spec_builder import build_spec
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,3 +16,9 @@ def reference_dir() -> Path:
     if not (REFERENCE / "sigmas_public.json").is_file():
         pytest.skip(f"ComfyUI reference data not found at {REFERENCE} (set UNSAMPLER_REFERENCE)")
     return REFERENCE
+
+
+@pytest.fixture
+def make_spec():
+    """``build_spec``: ``make_spec("Flux", (1, 16, 8, 8), noise="trajectory")``."""
+    return build_spec
