@@ -3,8 +3,10 @@
     python benchmarks/cuda_check.py [--quick]
 
 Correctness: the CUDA path's output is the same whatever the chunk size and subset, streams to the
-same bytes as the in-memory export, and has the right statistics. Timing: the node's algorithm on the
-GPU, Unsampler on the CPU and on CUDA, and the pinned device-to-host copy bandwidth, in one run.
+same bytes as the in-memory export, and has the right statistics; a reversed trajectory streams under a
+memory cap in pieces, with progress and cancel; ``Frames`` on CUDA gives a run's bits. Timing: the
+node's algorithm on the GPU, Unsampler on the CPU and on CUDA, and the pinned device-to-host copy
+bandwidth, in one run.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from unsampler_gui.core import UnsampleSpec, get_family, node_sigmas, run_unsample  # noqa: E402
+from unsampler_gui.core import (Cancelled, Frames, LatentSink, Reporter, UnsampleSpec, get_family,  # noqa: E402
+                                node_sigmas, plan_unsample, read_latent, run_unsample)
 from unsampler_gui.core.export import export_latent  # noqa: E402
 
 CASES = [("SD1.5 x 10000", "SD15", (1, 4, 64, 64), 10000), ("SDXL x 1000", "SDXL", (1, 4, 128, 128), 1000),
@@ -57,6 +60,52 @@ def correctness() -> bool:
     good &= check("std(z_i - x) == raw sigma", rel < 0.03, f"(max rel err {rel:.4f})")
     w = UnsampleSpec(family=get_family("WAN21_T2V"), latent=torch.randn(2, 16, 3, 8, 8), steps=10, device="cuda")
     good &= check("5-D video, B=2", run_unsample(w).latent.shape == (20, 16, 3, 8, 8))
+    good &= reversed_trajectory(fam, x)
+    for noise in ("independent", "shared", "trajectory"):
+        s = UnsampleSpec(family=fam, latent=x, steps=300, seed=3, noise=noise, device="cuda", normalize=True)
+        full = run_unsample(s).latent
+        fr = Frames(plan_unsample(s))
+        rows = [299, 0, 64, 63, 150]
+        want = torch.cat([full[i * 2:(i + 1) * 2] for i in rows])
+        good &= check(f"{noise}: Frames on CUDA == run", torch.equal(fr.frames(rows).cpu(), want))
+    return good
+
+
+class _Rec(Reporter):
+    def __init__(self, cancel_after=None):
+        self.parts, self.prog, self.asked, self.cancel_after = [], [], 0, cancel_after
+
+    def is_cancelled(self):
+        self.asked += 1
+        return self.cancel_after is not None and self.asked > self.cancel_after
+
+    def progress(self, done, total):
+        self.prog.append(done)
+
+    def partial(self, a, b, frames):
+        self.parts.append((a, b))
+
+
+def reversed_trajectory(fam, x) -> bool:
+    """The old CUDA path ran a reversed trajectory with a fresh Reporter, all in memory, whatever the cap."""
+    s = UnsampleSpec(family=fam, latent=x, steps=2000, seed=3, noise="trajectory", device="cuda", normalize=True)
+    full = run_unsample(s).latent
+    rev = s.replace(frames=tuple(range(1999, -1, -1)))
+    cap = 200 * 2 * x[0].numel() * 4  # a quarter of it: 50 steps of staging
+    good = True
+    with tempfile.TemporaryDirectory() as d:
+        rep = _Rec()
+        path = run_unsample(rev, rep, LatentSink(os.path.join(d, "r.latent"), max_memory=cap)).path
+        want = torch.cat([full[p * 2:(p + 1) * 2] for p in range(1999, -1, -1)])
+        good &= check("trajectory reversed, streamed under a cap == reversed run",
+                      torch.equal(read_latent(path).tensor, want))
+        good &= check("  ... in pieces, with progress", len(rep.parts) > 10 and rep.prog[-1] == 2000,
+                      f"({len(rep.parts)} pieces)")
+        try:
+            run_unsample(rev, _Rec(cancel_after=3), LatentSink(os.path.join(d, "c.latent"), max_memory=cap))
+            good &= check("  ... cancel honoured", False)
+        except Cancelled:
+            good &= check("  ... cancel honoured, nothing left", not os.path.exists(os.path.join(d, "c.latent")))
     return good
 
 

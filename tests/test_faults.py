@@ -46,20 +46,10 @@ def test_pickle_named_latent_is_never_unpickled(tmp_path):
     assert not marker.exists()
 
 
-def test_output_larger_than_memory_is_refused_before_running(monkeypatch):
-    import unsampler_gui.core.unsample as u
-
-    monkeypatch.setattr(u, "available_memory", lambda: 100 << 20)
-    spec = UnsampleSpec(family=get_family("SD15"), latent=torch.zeros(1, 4, 64, 64), steps=10000)
-    assert plan_unsample(spec).out_bytes > (100 << 20)
-    with pytest.raises(ResourceError, match="export straight to a file|fewer steps"):
-        run_unsample(spec)
-
-
 def test_streaming_is_allowed_when_memory_is_short(tmp_path, monkeypatch):
-    import unsampler_gui.core.unsample as u
+    import unsampler_gui.core.sink as sink
 
-    monkeypatch.setattr(u, "available_memory", lambda: 1 << 20)
+    monkeypatch.setattr(sink, "available_memory", lambda: 1 << 20)
     spec = UnsampleSpec(family=get_family("SD15"), latent=torch.zeros(1, 4, 16, 16), steps=100)
     r = run_unsample(spec, output=str(tmp_path / "s.latent"), max_memory=1 << 20)
     assert read_latent(r.path).tensor.shape == (100, 4, 16, 16)
@@ -102,19 +92,20 @@ def test_cli_folder_and_missing_file(tmp_path, capsys, case):
     assert ("folder" in err or "no such file" in err) and "Traceback" not in err
 
 
-def test_cuda_out_of_memory_retries_on_the_cpu(monkeypatch):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_cuda_out_of_memory_retries_on_the_cpu(monkeypatch, tmp_path, streamed):
+    import unsampler_gui.core.job as job
     import unsampler_gui.core.unsample as u
-    from unsampler_gui.core import Reporter
+    from unsampler_gui.core import LatentSink, Reporter
 
-    real_run = u._run
-    monkeypatch.setattr(u, "resolve_device", lambda name: torch.device("cuda" if name == "cuda" else "cpu"))
+    monkeypatch.setattr(job, "resolve_device", lambda name: torch.device("cuda" if name == "cuda" else "cpu"))
 
-    def run(plan, *a, **kw):
-        if plan.device.type == "cuda":
+    def run_cuda(plan, rep, sink):
+        with sink.open(plan) as out:  # the attempt had opened its output when the GPU ran out
+            out.put(0, 1, torch.zeros(1, 4, 8, 8))
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return real_run(plan, *a, **kw)
 
-    monkeypatch.setattr(u, "_run", run)
+    monkeypatch.setattr(u, "run_cuda", run_cuda)
     said = []
 
     class Rep(Reporter):
@@ -122,9 +113,12 @@ def test_cuda_out_of_memory_retries_on_the_cpu(monkeypatch):
             said.append(text)
 
     spec = UnsampleSpec(family=get_family("SD15"), latent=torch.zeros(1, 4, 8, 8), steps=5, device="cuda")
-    r = run_unsample(spec, Rep())
-    assert r.device == "cpu" and r.latent.shape == (5, 4, 8, 8)
+    r = run_unsample(spec, Rep(), LatentSink(tmp_path / "o.latent") if streamed else None)
+    assert r.device == "cpu" and r.plan.device.type == "cpu"
+    got = read_latent(r.path).tensor if streamed else r.latent
+    assert got.shape == (5, 4, 8, 8)
     assert said and "CPU" in said[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["o.latent"] if streamed else [])
 
 
 def test_cancelled_export_leaves_nothing(tmp_path):

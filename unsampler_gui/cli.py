@@ -156,7 +156,7 @@ def cmd_run(args) -> int:
 
         raise ResourceError(f"{args.output} already exists; pass --overwrite to replace it")
     print(f"{fam.name}: {plan.describe()} -> {args.output}", file=sys.stderr)
-    res = run_unsample(spec, _Progress(), output=args.output, overwrite=args.overwrite, max_memory=args.max_memory)
+    res = run_unsample(plan, _Progress(), output=args.output, overwrite=args.overwrite, max_memory=args.max_memory)
     print(f"wrote {res.path} ({plan.out_shape[0]} latents {list(plan.out_shape)}) in {res.seconds:.2f}s "
           f"on {res.device}", file=sys.stderr)
     return 0

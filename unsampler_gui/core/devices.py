@@ -1,6 +1,7 @@
 """Device choice and memory facts (CPU, CUDA), without importing anything heavy beyond torch."""
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional
 
@@ -65,3 +66,27 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000.0
     return f"{n} B"
+
+
+def alloc(shape, device: torch.device) -> torch.Tensor:
+    """An uninitialised float32 tensor; running out of memory is a clear ``ResourceError``."""
+    try:
+        return torch.empty(shape, dtype=torch.float32, device=device)
+    except (RuntimeError, MemoryError) as e:
+        n = 4
+        for s in shape:
+            n *= s
+        raise ResourceError(f"out of memory: could not allocate {human_bytes(n)} on {torch.device(device).type}; "
+                            "try fewer steps, or export straight to a file") from e
+
+
+@contextlib.contextmanager
+def one_intraop_thread():
+    """torch's own intra-op threads set to one for the block: a job that parallelises over frames itself
+    would otherwise oversubscribe the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -13,7 +13,7 @@ from .errors import BadParameterError, Cancelled, ResourceError
 from .latent_io import LatentWriter, _default_mode, _disk_error
 from .sigma_format import manual_sigmas_text
 from .sigmas import sigmas_document as schedule_document
-from .unsample import Plan, Reporter, UnsampleResult, export_metadata
+from .job import Plan, Reporter, UnsampleResult, export_metadata
 
 
 def select_positions(n: int, start: int = 0, stop: Optional[int] = None, every: int = 1,

@@ -79,8 +79,8 @@ def export_job(kind: str, source: ExportSource, path: Optional[str], positions: 
                 return export_latent(result, target, positions=positions, reverse=False,
                                      overwrite=overwrite, reporter=rep)
             # no finished run with these parameters: stream a run straight to the file
-            run = core.run_unsample(spec.replace(frames=tuple(positions)), rep, output=target, overwrite=overwrite,
-                                    max_memory=options.get("max_memory") or None)
+            run = core.run_unsample(core.plan_unsample(spec.replace(frames=tuple(positions))), rep, output=target,
+                                    overwrite=overwrite, max_memory=options.get("max_memory") or None)
             return run.path
         from ..core import pictures
         sig = result.sigmas

@@ -318,7 +318,7 @@ class UnsampleWorker(Worker):
             rep.share_frames = output is None
             rep.wait_first_frames = True
             rep.planned(plan)
-            return core.run_unsample(spec, rep, output=output, overwrite=overwrite, max_memory=max_memory)
+            return core.run_unsample(plan, rep, output=output, overwrite=overwrite, max_memory=max_memory)
 
         return self.run_in_thread(job)
 

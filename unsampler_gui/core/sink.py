@@ -1,0 +1,126 @@
+"""Where a run's rows go: ``MemorySink`` (one preallocated tensor) or ``LatentSink`` (streamed into a
+``.latent`` with bounded memory, renamed into place only when complete), and ``Emitter``, the one way
+finished rows leave a run: normalised, handed to the sink, then reported.
+
+A sink is a description; ``sink.open(plan, alloc)`` gives the output of one attempt (a context manager that
+removes what it wrote if the attempt fails), so a run that falls back from CUDA to the CPU opens it again.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from .devices import alloc as device_alloc
+from .devices import available_memory, human_bytes
+from .errors import ResourceError
+from .frames import shift_
+from .job import Plan, Reporter, export_metadata
+from .latent_io import LatentWriter
+
+#: An in-memory output may take at most this share of the memory available when it starts.
+MEMORY_SHARE = 0.9
+
+
+def host_alloc(shape) -> torch.Tensor:
+    return device_alloc(shape, torch.device("cpu"))
+
+
+class MemorySink:
+    """The whole output in one preallocated host tensor: ``UnsampleResult.latent``."""
+
+    streamed = False
+    max_memory = None
+
+    def open(self, plan: Plan, alloc: Callable = host_alloc) -> "_MemoryOutput":
+        return _MemoryOutput(plan, alloc)
+
+
+class LatentSink:
+    """The output streamed into the ``.latent`` at ``path`` (``UnsampleResult.path``); the staging buffers
+    take at most a share of ``max_memory`` (bytes; None: the default chunk sizes)."""
+
+    streamed = True
+
+    def __init__(self, path, overwrite: bool = False, max_memory: Optional[int] = None):
+        self.path, self.overwrite, self.max_memory = path, overwrite, max_memory
+
+    def open(self, plan: Plan, alloc: Callable = host_alloc) -> "_LatentOutput":
+        return _LatentOutput(plan, self)
+
+
+class _MemoryOutput:
+    streamed = False
+
+    def __init__(self, plan: Plan, alloc: Callable):
+        avail = available_memory()
+        if avail is not None and plan.out_bytes > avail * MEMORY_SHARE:
+            raise ResourceError(
+                f"the output needs {human_bytes(plan.out_bytes)} but only {human_bytes(avail)} of memory is free: "
+                "export straight to a file (streaming, bounded memory) or use fewer steps")
+        self.batch = plan.batch
+        self.out = alloc(plan.out_shape)
+
+    def rows(self, a: int, b: int) -> Optional[torch.Tensor]:
+        """Where output positions [a, b) live, for a driver to make them in place."""
+        return self.out[a * self.batch:b * self.batch]
+
+    def put(self, a: int, b: int, block: torch.Tensor) -> torch.Tensor:
+        dst = self.out[a * self.batch:b * self.batch]
+        if block.data_ptr() != dst.data_ptr():
+            dst.copy_(block)
+        return dst
+
+    def commit(self):
+        return self.out, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _LatentOutput:
+    streamed = True
+
+    def __init__(self, plan: Plan, sink: LatentSink):
+        self.writer = LatentWriter(sink.path, plan.out_shape, export_metadata(plan), overwrite=sink.overwrite)
+
+    def rows(self, a: int, b: int) -> Optional[torch.Tensor]:
+        return None  # rows are made in the driver's staging buffers
+
+    def put(self, a: int, b: int, block: torch.Tensor) -> torch.Tensor:
+        self.writer.write(block)
+        return block
+
+    def commit(self):
+        return None, self.writer.commit()
+
+    def __enter__(self):
+        self.writer.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.writer.__exit__(*exc)  # removes the temporary file if anything failed
+
+
+class Emitter:
+    """Finished rows leave a run here, in output order: ``shift_`` (normalize) then ``deliver`` (to the sink,
+    then ``partial`` and ``progress``); ``emit`` does both."""
+
+    def __init__(self, plan: Plan, reporter: Reporter, output, shift: Optional[torch.Tensor]):
+        self.batch, self.total = plan.batch, len(plan.positions)
+        self.reporter, self.output, self.shift = reporter, output, shift
+
+    def shift_(self, rows: torch.Tensor) -> torch.Tensor:
+        """Normalise rows in place (the shift lives on the rows' device: CUDA normalises before its copy)."""
+        return shift_(rows, self.shift if self.shift is None else self.shift.to(rows.device), self.batch)
+
+    def deliver(self, a: int, b: int, rows: torch.Tensor) -> None:
+        final = self.output.put(a, b, rows)
+        self.reporter.partial(a, b, final)
+        self.reporter.progress(b, self.total)
+
+    def emit(self, a: int, b: int, rows: torch.Tensor) -> None:
+        self.deliver(a, b, self.shift_(rows))
