@@ -67,22 +67,24 @@ def _fmt(v: float) -> str:
 
 
 def cmd_sigmas(args) -> int:
+    from .core import params
     from .core.sigmas import ksampler_sigmas, node_slice, sigmas_document, slice_bounds
 
-    fam, model = resolve_model(args.model, args.shift, args.prediction)
+    p = params.from_cli(args, params.SIGMAS, skip=("family",))
+    fam, model = resolve_model(args.model, p.shift, p.prediction)
     if args.json:
-        print(json.dumps(sigmas_document(fam, args.sampler, args.scheduler, args.steps, args.start, args.end,
+        print(json.dumps(sigmas_document(fam, p.sampler, p.scheduler, p.steps, p.start_at_step, p.end_at_step,
                                          model=model)))
         return 0
-    schedule = ksampler_sigmas(fam, args.sampler, args.scheduler, args.steps)
-    s, e = slice_bounds(args.steps, args.start, args.end)
-    raw = node_slice(fam, schedule, args.steps, args.start, args.end)[1].tolist()  # the node's float32 division
+    schedule = ksampler_sigmas(fam, p.sampler, p.scheduler, p.steps)
+    s, e = slice_bounds(p.steps, p.start_at_step, p.end_at_step)
+    raw = node_slice(fam, schedule, p.steps, p.start_at_step, p.end_at_step)[1].tolist()  # the node's float32 division
     if args.text:
         from .core.sigma_format import manual_sigmas_text
 
         print(manual_sigmas_text(schedule.tolist()))
         return 0
-    print(f"# {fam.name} ({fam.display_name}) {args.sampler}/{args.scheduler}, {args.steps} steps, "
+    print(f"# {fam.name} ({fam.display_name}) {p.sampler}/{p.scheduler}, {p.steps} steps, "
           f"slice [{s}:{e}] -> {e - s} frames, scale_factor {fam.latent.scale_factor}")
     print(f"{'step':>6} {'sigma (model)':>16} {'raw = sigma/scale':>18}  frame")
     for k, v in enumerate(schedule.tolist()):
@@ -128,11 +130,13 @@ class _Progress:
 
 
 def cmd_run(args) -> int:
+    from .core import params
     from .core.export import select_positions
     from .core.latent_io import read_latent
-    from .core.unsample import UnsampleSpec, plan_unsample, run_unsample
+    from .core.unsample import plan_unsample, run_unsample
 
-    fam, model = resolve_model(args.model, args.shift, args.prediction)
+    p = params.from_cli(args, params.RUN, skip=("family",))
+    fam, model = resolve_model(args.model, p.shift, p.prediction)
     lat = read_latent(args.latent, allow_nonfinite=args.allow_nonfinite)
     tensor = lat.tensor
     if lat.nonfinite:
@@ -140,11 +144,8 @@ def cmd_run(args) -> int:
 
         print(f"warning: replacing {lat.nonfinite} NaN/Inf values of the latent with 0", file=sys.stderr)
         tensor = torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
-    spec = UnsampleSpec(family=fam, latent=tensor, sampler=args.sampler, scheduler=args.scheduler,
-                        steps=args.steps, start_at_step=args.start, end_at_step=args.end, normalize=args.normalize,
-                        seed=args.seed, noise=args.noise, formula=args.formula, device=args.device,
-                        chunk_frames=args.chunk, threads=args.threads,
-                        source_name=os.path.basename(args.latent), source_sha256=lat.sha256, model_source=model)
+    spec = params.make_spec(p.replace(family=fam.name), fam, tensor, chunk_frames=args.chunk, threads=args.threads,
+                            source_name=os.path.basename(args.latent), source_sha256=lat.sha256, model_source=model)
     plan = plan_unsample(spec)
     if args.range is not None or args.every != 1 or args.reverse:
         a, b = args.range if args.range is not None else (0, None)
@@ -200,8 +201,9 @@ def cmd_info(args) -> int:
         print(f"  sha256  {lat.sha256}")
         if lat.unsampler:
             u = lat.unsampler
-            keys = ("family", "model", "sampler", "scheduler", "steps", "start_at_step", "end_at_step", "seed",
-                    "noise", "formula", "normalize", "frames")
+            from .core import params
+
+            keys = ("family", "model", *(k for k in params.metadata(params.default()) if k != "family"), "frames")
             print("  unsampler export: " + ", ".join(f"{k}={u.get(k)}" for k in keys if k in u))
             src = u.get("source") or {}
             if src.get("name"):
@@ -250,36 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"unsampler {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def model_args(sp, required=True):
-        sp.add_argument("--model", required=required,
-                        help="a family name (see 'unsampler families'), a checkpoint file or a diffusers folder")
-        sp.add_argument("--shift", type=float, default=None, help="override the model's shift (flow models)")
-        sp.add_argument("--prediction", default=None, help="override the prediction type (EPS, V_PREDICTION, ...)")
-
-    def schedule_args(sp, steps_default):
-        sp.add_argument("--sampler", default="euler")
-        sp.add_argument("--scheduler", default="simple")
-        sp.add_argument("--steps", type=int, default=steps_default)
-        sp.add_argument("--start", type=int, default=0, help="start_at_step (default 0)")
-        sp.add_argument("--end", type=int, default=10000, help="end_at_step (default 10000)")
+    from .core import params
 
     sp = sub.add_parser("sigmas", help="print a schedule and the node's slice")
-    model_args(sp)
-    schedule_args(sp, 10000)
+    params.add_cli_options(sp, params.SIGMAS)
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g.add_argument("--text", action="store_true", help="ManualSigmas-safe text of the full schedule")
     sp.set_defaults(func=cmd_sigmas)
 
     sp = sub.add_parser("run", help="unsample a latent into a .latent batch")
-    model_args(sp)
     sp.add_argument("--latent", required=True, help="input .latent or .safetensors")
-    schedule_args(sp, 10000)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--normalize", action="store_true", help="subtract the first latent's mean (the node's option)")
-    sp.add_argument("--noise", default="independent", choices=("independent", "shared", "trajectory"))
-    sp.add_argument("--formula", default="model", choices=("model", "legacy"))
-    sp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    params.add_cli_options(sp, params.RUN)
     sp.add_argument("--output", "-o", required=True, help="the .latent to write")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     sp.add_argument("--range", type=parse_range, default=None, metavar="A:B", help="only steps A..B-1 (node order)")
@@ -295,8 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("info", help="describe a latent file or a checkpoint")
     sp.add_argument("file")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--shift", type=float, default=None)
-    sp.add_argument("--prediction", default=None)
+    params.add_cli_options(sp, params.INFO)
     sp.set_defaults(func=cmd_info)
 
     sp = sub.add_parser("families", help="list the built-in model families")

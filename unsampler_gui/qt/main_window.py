@@ -201,9 +201,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         if state is not None:
             self.restoreState(state)
-        last = self.settings.last_params()
-        if last:
-            self.panel.set_params(last, family=False)
+        self.panel.set_params(self.settings.last_params(), family=False)
 
     # -- files --------------------------------------------------------------------------------
     def open_file(self, path: str) -> None:
@@ -481,7 +479,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             try:
                 self.settings.save_window(self.saveGeometry(), self.saveState())
-                self.settings.set_last_params(self.panel.params())
+                self.settings.set_last_params(self.panel.run_params())
                 self.settings.sync()
             except Exception as e:  # settings must never stop the window from closing
                 errors.log_exception(e, "saving settings")

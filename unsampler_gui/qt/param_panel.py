@@ -13,15 +13,15 @@ from typing import Optional
 
 import torch
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton,
+                               QSizePolicy, QVBoxLayout, QWidget)
 
 from .. import core
-from ..core.devices import available_memory, cuda_available, human_bytes
+from ..core import params as run_params
+from ..core.devices import available_memory, human_bytes
 from ..core.latent_io import NonFiniteLatentError
-from ..core.sigmas import MAX_STEPS
 from . import SAMPLE_LABEL
+from .param_rows import make_row
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .worker import LatestOnly, Worker
@@ -29,12 +29,6 @@ from .worker import LatestOnly, Worker
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.sft *.ckpt *.pt *.pth *.bin *.gguf);;All files (*)"
 CHECKPOINT_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
-#: ComfyUI's ModelSampling* override choices, by sampling kind (see ``Family.with_overrides``).
-PREDICTIONS_BY_KIND = {"discrete": ("EPS", "V_PREDICTION"), "stable_cascade": ("EPS", "V_PREDICTION"),
-                       "edm": ("EDM", "V_PREDICTION", "EPS"), "flow": ("CONST",), "flux": ("CONST",)}
-SHIFT_KINDS = ("flow", "flux", "stable_cascade")
-DEFAULT_FAMILY = "SD15"
-MAX_SEED = 2 ** 31 - 1
 
 
 @dataclass
@@ -69,11 +63,6 @@ class LoadedLatent:
         head = f"<i>{SAMPLE_LABEL}</i><br>" if self.is_sample else ""
         return (f"{head}<b>{_esc(self.name)}</b><br>{list(self.shape)} · stored {self.stored_dtype} · {kind}"
                 f"{rng}{extra}")
-
-
-#: The parameters that opening an Unsampler export puts back into the form.
-RESTORED_KEYS = ("family", "sampler", "scheduler", "steps", "start_at_step", "end_at_step", "seed", "noise",
-                 "formula", "normalize")
 
 
 def _esc(text: str) -> str:
@@ -152,7 +141,10 @@ def estimate(spec: core.UnsampleSpec) -> Estimate:
 
 
 class ParamPanel(QWidget):
-    """The form on the left. Emits ``changed`` for every parameter change and ``runRequested`` for Run."""
+    """The form on the left. Emits ``changed`` for every parameter change and ``runRequested`` for Run.
+
+    Its rows are made from ``core.params``: one row per ``RunParams`` field, in the field's section.
+    """
 
     changed = Signal()
     runRequested = Signal()
@@ -167,7 +159,8 @@ class ParamPanel(QWidget):
         super().__init__(parent)
         self.settings = settings
         self._latent: Optional[LoadedLatent] = None
-        self._detection = None  # core.detect.Detection of the opened checkpoint
+        self._detection = None  # DetectedModel of the opened checkpoint
+        self._params = run_params.default()
         self._quiet = 0
         self._busy = False
         self._estimate: Optional[Estimate] = None
@@ -190,16 +183,10 @@ class ParamPanel(QWidget):
 
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
-        # model
-        self.family = QComboBox()
-        for fam in core.all_families():
-            self.family.addItem(fam.display_name, fam.name)
-            self.family.setItemData(self.family.count() - 1,
-                                    f"{fam.name}: {fam.comfy_class}, {fam.sampling.kind} sampling, "
-                                    f"{fam.sampling.prediction}, {fam.latent.channels} channels, "
-                                    f"{fam.latent.ndim}-D, scale_factor {fam.latent.scale_factor:g}",
-                                    Qt.ItemDataRole.ToolTipRole)
-        self.family.setToolTip("Built-in model family (no weights needed)")
+        self.rows = {p.name: make_row(p) for p in run_params.fields()}
+        sections = {s: [r for r in self.rows.values() if r.param.section == s] for s in run_params.SECTIONS}
+
+        # model: the family rows, and the checkpoint that may stand behind them
         self.open_checkpoint_button = QPushButton("Open checkpoint…")
         self.open_checkpoint_button.setToolTip("Detect the family from a checkpoint's header (no weights are loaded)")
         self.open_checkpoint_button.clicked.connect(self.browse_checkpoint)
@@ -207,7 +194,8 @@ class ParamPanel(QWidget):
         model_box = QGroupBox("Model")
         ml = QVBoxLayout(model_box)
         row = QHBoxLayout()
-        row.addWidget(self.family, 1)
+        for r in sections["model"]:
+            row.addWidget(r.widget, 1)
         row.addWidget(self.open_checkpoint_button)
         ml.addLayout(row)
         ml.addWidget(self.model_info)
@@ -223,60 +211,20 @@ class ParamPanel(QWidget):
         ll.addWidget(self.open_latent_button)
         ll.addWidget(self.latent_info)
 
-        # sampling
-        self.sampler = QComboBox()
-        self.sampler.addItems(core.sampler_names())
-        self.sampler.setToolTip("dpm_2, dpm_2_ancestral, uni_pc and uni_pc_bh2 compute steps+1 sigmas "
-                                "and drop the penultimate one; the rest share a schedule")
-        self.scheduler = QComboBox()
-        self.scheduler.addItems(core.scheduler_names())
-        self.steps = _spin(1, MAX_STEPS, 10000, "KSampler steps (the node's default is 10000)")
-        self.start = _spin(0, MAX_STEPS, 0, "start_at_step: the node uses schedule[min(start, e):e]")
-        self.end = _spin(0, MAX_STEPS, 10000, "end_at_step: e = min(steps, end)")
-        self.normalize = QCheckBox("Normalize")
-        self.normalize.setToolTip("Subtract the mean of the first output latent from every latent (the node's option)")
-        self.seed = _spin(0, MAX_SEED, 0, "Same seed and settings give bit-identical output")
-        self.noise = QComboBox()
-        self.noise.addItems(list(core.NOISE_MODES))
-        self.noise.setToolTip("independent: fresh noise per step (the node); shared: one noise for all steps; "
-                              "trajectory: one forward-diffusion path with exact marginals")
-        self.formula = QComboBox()
-        self.formula.addItems(list(core.FORMULAS))
-        self.formula.setToolTip("model: ComfyUI's own noising (AddNoise), right for flow models too; "
-                                "legacy: the node's x + sigma/scale_factor·eps")
-        self.device = QComboBox()
-        for label, value in (("Auto", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
-            self.device.addItem(label, value)
-        if not cuda_available():
-            item = self.device.model().item(2)
-            item.setEnabled(False)
-            item.setToolTip("no CUDA device in this torch")
+        # the run's parameters
         form_box = QGroupBox("Unsampling")
         form = QFormLayout(form_box)
-        form.addRow("Sampler", self.sampler)
-        form.addRow("Scheduler", self.scheduler)
-        form.addRow("Steps", self.steps)
-        form.addRow("Start at step", self.start)
-        form.addRow("End at step", self.end)
-        form.addRow("", self.normalize)
-        form.addRow("Seed", self.seed)
-        form.addRow("Noise", self.noise)
-        form.addRow("Formula", self.formula)
-        form.addRow("Device", self.device)
+        for r in sections["unsampling"]:
+            form.addRow(r.label, r.widget)
 
-        # advanced overrides
+        # advanced overrides: the optional parameters; unchecked, they are the family's own
         self.advanced = QGroupBox("Advanced overrides")
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)
         self.advanced.setToolTip("ComfyUI's ModelSampling* nodes: override the family's shift and prediction type")
-        self.shift = QDoubleSpinBox()
-        self.shift.setRange(0.01, 100.0)
-        self.shift.setDecimals(3)
-        self.shift.setSingleStep(0.1)
-        self.prediction = QComboBox()
         adv = QFormLayout(self.advanced)
-        adv.addRow("Shift", self.shift)
-        adv.addRow("Prediction", self.prediction)
+        for r in sections["advanced"]:
+            adv.addRow(r.label, r.widget)
         self.override_info = _info_label()
         adv.addRow(self.override_info)
 
@@ -292,38 +240,36 @@ class ParamPanel(QWidget):
             lay.addWidget(w)
         lay.addStretch(1)
 
-        for combo in (self.family, self.sampler, self.scheduler, self.noise, self.formula, self.device,
-                      self.prediction):
-            combo.currentIndexChanged.connect(self._emit_changed)
-        for spin in (self.steps, self.start, self.end, self.seed):
-            spin.valueChanged.connect(self._emit_changed)
-        self.shift.valueChanged.connect(self._emit_changed)
-        self.normalize.toggled.connect(self._emit_changed)
-        self.advanced.toggled.connect(self._emit_changed)
-        self.family.currentIndexChanged.connect(self._family_changed)
-        self._family_changed()
+        for r in self.rows.values():
+            r.connect(self._edited)
+        self.advanced.toggled.connect(self._edited)
+        self._show(self._params)
+        self._params = self._read()
+        self._show_family_info()
+
+    def widget(self, name: str) -> QWidget:
+        """The form widget of a run parameter."""
+        return self.rows[name].widget
 
     # -- values -----------------------------------------------------------------------------------
     def family_name(self) -> str:
-        return self.family.currentData()
+        return self._params.family
 
-    def base_family(self) -> core.Family:
-        """The chosen family: the checkpoint's detection when it matches the combo, else the built-in one."""
+    def _base_family_for(self, name: str) -> core.Family:
         d = self._detection
-        if d is not None and d.family == self.family_name():
+        if d is not None and d.family == name:
             fam = getattr(d.detection, "family_obj", None)
             if isinstance(fam, core.Family):
                 return fam
-        return core.get_family(self.family_name())
+        return core.get_family(name)
+
+    def base_family(self) -> core.Family:
+        """The chosen family: the checkpoint's detection when it matches the combo, else the built-in one."""
+        return self._base_family_for(self.family_name())
 
     def effective_family(self) -> core.Family:
         """The family with the advanced overrides applied (raises ``BadParameterError`` if they do not fit)."""
-        fam = self.base_family()
-        if not self.advanced.isChecked():
-            return fam
-        shift = self.shift.value() if self.shift.isEnabled() else None
-        pred = self.prediction.currentText() or None
-        return fam.with_overrides(shift=shift, prediction=pred)
+        return run_params.effective_family(self._params, self.base_family())
 
     def latent(self) -> Optional[LoadedLatent]:
         return self._latent
@@ -338,57 +284,60 @@ class ParamPanel(QWidget):
             return d.source
         return self.family_name()
 
+    def run_params(self) -> run_params.RunParams:
+        """The form's values."""
+        return self._params
+
     def params(self) -> dict:
         """Every form value, as plain JSON (for settings and tests)."""
-        return {
-            "family": self.family_name(), "sampler": self.sampler.currentText(),
-            "scheduler": self.scheduler.currentText(), "steps": self.steps.value(),
-            "start_at_step": self.start.value(), "end_at_step": self.end.value(),
-            "normalize": self.normalize.isChecked(), "seed": self.seed.value(), "noise": self.noise.currentText(),
-            "formula": self.formula.currentText(), "device": self.device.currentData(),
-            "overrides": self.advanced.isChecked(), "shift": self.shift.value(),
-            "prediction": self.prediction.currentText(),
-        }
+        return run_params.to_dict(self._params)
 
-    def set_params(self, p: dict, family: bool = True) -> None:
-        """Set form values from a dict like ``params()``; unknown or invalid values are skipped."""
+    def set_params(self, p, family: bool = True) -> None:
+        """Set form values from a dict like ``params()`` (or a ``RunParams``); unknown or invalid values are
+        skipped, and ``family=False`` keeps the family."""
+        values = run_params.to_dict(p) if isinstance(p, run_params.RunParams) else p
+        new = run_params.from_dict(values, base=self._params, skip=() if family else ("family",))
+        self._apply(new)
+
+    def _apply(self, new: run_params.RunParams) -> None:
+        """Show ``new`` and take back what the form holds (the form is what a run uses)."""
         self._quiet += 1
         try:
-            if family and "family" in p:
-                self.set_family(p["family"])
-            for key, combo in (("sampler", self.sampler), ("scheduler", self.scheduler), ("noise", self.noise),
-                               ("formula", self.formula)):
-                if key in p and combo.findText(str(p[key])) >= 0:
-                    combo.setCurrentIndex(combo.findText(str(p[key])))
-            for key, spin in (("steps", self.steps), ("start_at_step", self.start), ("end_at_step", self.end),
-                              ("seed", self.seed)):
-                if isinstance(p.get(key), (int, float)) and not isinstance(p.get(key), bool):
-                    spin.setValue(int(p[key]))
-            if isinstance(p.get("normalize"), bool):
-                self.normalize.setChecked(p["normalize"])
-            if "device" in p:
-                i = self.device.findData(p["device"])
-                if i >= 0 and self.device.model().item(i).isEnabled():
-                    self.device.setCurrentIndex(i)
-            if isinstance(p.get("overrides"), bool):
-                self.advanced.setChecked(p["overrides"])
-            if isinstance(p.get("shift"), (int, float)):
-                self.shift.setValue(float(p["shift"]))
-            if "prediction" in p and self.prediction.findText(str(p["prediction"])) >= 0:
-                self.prediction.setCurrentIndex(self.prediction.findText(str(p["prediction"])))
+            self._show(new)
         finally:
             self._quiet -= 1
+        self._params = self._read()
+        self._show_family_info()
         self._emit_changed()
+
+    def _read(self) -> run_params.RunParams:
+        """The values the rows show; the overrides are None while their box is unchecked."""
+        name = self.rows["family"].value(None)
+        fam = self._base_family_for(name)
+        values = {}
+        for n, r in self.rows.items():
+            if r.param.section == "advanced" and not self.advanced.isChecked():
+                values[n] = None
+            else:
+                values[n] = r.value(fam)
+        return run_params.fit(run_params.default().replace(**values), fam)
+
+    def _show(self, p: run_params.RunParams) -> None:
+        fam = self._base_family_for(p.family)
+        self.rows["family"].show(p.family, fam)
+        self.advanced.setChecked(any(getattr(p, r.param.name) is not None for r in self.rows.values()
+                                     if r.param.section == "advanced"))
+        for n, r in self.rows.items():
+            if n != "family":
+                r.show(getattr(p, n), fam)
 
     def set_family(self, name: str) -> bool:
         try:
             fam = core.get_family(name)
         except core.UnsamplerError:
             return False
-        i = self.family.findData(fam.name)
-        if i >= 0:
-            self.family.setCurrentIndex(i)
-        return i >= 0
+        self.set_params({"family": fam.name})
+        return True
 
     def schedule_request(self) -> Optional[ScheduleRequest]:
         """What the sigma plot needs (no latent involved); None when the overrides do not fit."""
@@ -396,21 +345,17 @@ class ParamPanel(QWidget):
             fam = self.effective_family()
         except core.UnsamplerError:
             return None
-        return ScheduleRequest(family=fam, sampler=self.sampler.currentText(), scheduler=self.scheduler.currentText(),
-                               steps=self.steps.value(), start_at_step=self.start.value(),
-                               end_at_step=self.end.value())
+        p = self._params
+        return ScheduleRequest(family=fam, sampler=p.sampler, scheduler=p.scheduler, steps=p.steps,
+                               start_at_step=p.start_at_step, end_at_step=p.end_at_step)
 
     def spec(self, **changes) -> core.UnsampleSpec:
         """The frozen job description. Raises ``UnsamplerError`` with a clear message when something is missing."""
         if self._latent is None:
             raise core.BadParameterError("no latent: open a .latent file first (or drop one on the window)")
         lat = self._latent
-        spec = core.UnsampleSpec(
-            family=self.effective_family(), latent=lat.tensor, sampler=self.sampler.currentText(),
-            scheduler=self.scheduler.currentText(), steps=self.steps.value(), start_at_step=self.start.value(),
-            end_at_step=self.end.value(), normalize=self.normalize.isChecked(), seed=self.seed.value(),
-            noise=self.noise.currentText(), formula=self.formula.currentText(), device=self.device.currentData(),
-            source_name=lat.name, source_sha256=lat.sha256, model_source=self.model_source())
+        spec = run_params.make_spec(self._params, self.effective_family(), lat.tensor, source_name=lat.name,
+                                    source_sha256=lat.sha256, model_source=self.model_source())
         return spec.replace(**changes) if changes else spec
 
     def estimate(self) -> Optional[Estimate]:
@@ -507,7 +452,7 @@ class ParamPanel(QWidget):
         wanted = u.get("family")
         if wanted and any(f.name == wanted for f in fits):
             # an Unsampler export: its settings come back (family, schedule, seed, noise, formula)
-            self.set_params({k: u[k] for k in RESTORED_KEYS if k in u}, family=wanted != fam.name)
+            self._apply(run_params.from_metadata(u, base=self._params))
             self.status.emit(f"{latent.name} is an Unsampler export of {wanted}: its parameters were restored")
         elif fam.latent.channels != shape[1] or fam.latent.ndim != len(shape):
             if self._detection is not None and self._detection.family == fam.name:
@@ -532,14 +477,13 @@ class ParamPanel(QWidget):
 
     def set_detection(self, det: DetectedModel) -> None:
         self._detection = det
-        name = det.family
         self._quiet += 1
         try:
-            self.set_family(name)
+            self._apply(self._params.replace(family=det.family))
         finally:
             self._quiet -= 1
-        self._show_model_info()
-        self.status.emit(f"model: {name}")
+        self._show_family_info()
+        self.status.emit(f"model: {det.family}")
         self.modelChanged.emit()
         self._emit_changed()
 
@@ -558,24 +502,18 @@ class ParamPanel(QWidget):
             self.changed.emit()
 
     @Slot()
-    def _family_changed(self, *_):
+    def _edited(self, *_) -> None:
+        """A row changed: take the form's values, and refresh the rows that follow the family."""
+        if self._quiet:
+            return
+        self._apply(self._read())
+
+    def _show_family_info(self) -> None:
         fam = self.base_family()
         kind = fam.sampling.kind
-        self._quiet += 1
-        try:
-            self.shift.setEnabled(kind in SHIFT_KINDS)
-            if not self.advanced.isChecked():
-                self.shift.setValue(fam.sampling.shift)
-            prev = self.prediction.currentText()
-            self.prediction.clear()
-            self.prediction.addItems(list(PREDICTIONS_BY_KIND.get(kind, (fam.sampling.prediction,))))
-            i = self.prediction.findText(prev if self.advanced.isChecked() else fam.sampling.prediction)
-            self.prediction.setCurrentIndex(max(0, i))
-        finally:
-            self._quiet -= 1
-        self.override_info.setText(f"{fam.display_name}: {kind} sampling, shift {fam.sampling.shift:g}, "
-                                   f"{fam.sampling.prediction}" + ("" if kind in SHIFT_KINDS else
-                                                                   " (this kind has no shift)"))
+        shift = run_params.has_shift(fam)
+        self.override_info.setText(f"{_esc(fam.display_name)}: {kind} sampling, shift {fam.sampling.shift:g}, "
+                                   f"{fam.sampling.prediction}" + ("" if shift else " (this kind has no shift)"))
         self._show_model_info()
 
     def _show_model_info(self) -> None:
@@ -590,13 +528,13 @@ class ParamPanel(QWidget):
                 evidence += f"<br>• … {len(ev) - 4} more (hover for all)"
             pred = str(getattr(d, "prediction", "") or fam.sampling.prediction)
             shift = getattr(d, "shift", None)
-            shift = f", shift {float(shift):g}" if shift is not None and fam.sampling.kind in SHIFT_KINDS else ""
+            shift = f", shift {float(shift):g}" if shift is not None and run_params.has_shift(fam) else ""
             self.model_info.setText(f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(pred)}{shift})<br>"
                                     f"detected from the header; why:{evidence or ' (no details)'}")
             self.model_info.setToolTip("\n".join(f"• {e}" for e in ev))
         else:
             self.model_info.setToolTip("")
-            self.model_info.setText(f"built-in family {_esc(fam.name)}: {fam.comfy_class}, "
+            self.model_info.setText(f"built-in family {_esc(fam.name)}: {_esc(fam.comfy_class)}, "
                                     f"{fam.sampling.prediction}, {fam.latent.channels}-channel "
                                     f"{fam.latent.ndim}-D latents")
 
@@ -645,16 +583,6 @@ class ParamPanel(QWidget):
         for w in list(self._drop_loaders):
             w.shutdown()
         self._estimator.shutdown()
-
-
-def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setValue(value)
-    s.setToolTip(tip)
-    s.setKeyboardTracking(False)
-    s.setAccelerated(True)
-    return s
 
 
 def _info_label() -> QLabel:
