@@ -162,3 +162,19 @@ def test_plots_show_the_whole_run(window, qtbot, set_steps, run_and_wait):
     qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) == 40, timeout=10000)
     vb = window.viewer.stats_plot.getPlotItem().getViewBox()
     qtbot.waitUntil(lambda: vb.viewRange()[0][1] >= 39 and vb.viewRange()[1][1] > 10, timeout=10000)
+
+
+def test_another_latent_makes_the_result_stale(window, qtbot, tmp_path, set_steps, run_and_wait):
+    """Currency is the inputs, not only the form: the same parameters on another latent are not the last run."""
+    set_steps(window, 6)
+    run_and_wait(window)
+    assert window.result_is_current()
+    path = tmp_path / "other.latent"
+    core.write_latent(path, torch.randn(1, 4, 64, 64))
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.panel.open_latent(str(path))
+    assert not window.result_is_current() and window.result() is not None
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    assert dlg.source.result is None and "no finished run" in dlg.source_label.text()
+    dlg.close()

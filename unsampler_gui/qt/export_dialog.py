@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 
 from .. import core
 from ..core.devices import human_bytes
+from ..core.exports import ExportSource
 from .settings import Settings
 from .worker import Worker
 
@@ -39,18 +39,6 @@ SHEET_FRAMES = 64
 ANIMATION_FRAMES = 120
 
 
-@dataclass
-class ExportSource:
-    """What an export can draw on: the last finished run (if any) and the form's current spec."""
-
-    result: Optional[core.UnsampleResult]
-    spec: Optional[core.UnsampleSpec]
-    spec_error: str = ""
-    result_is_current: bool = True  # the result was made with the form's current parameters
-    stem: str = "unsampler"
-    n_frames: int = 0  # frames the current spec makes (from the form's estimate), for exports without a run
-
-
 def _frame_rows(result: core.UnsampleResult, positions, item: int = 0):
     B = result.plan.batch
     for p in positions:
@@ -64,7 +52,7 @@ def export_job(kind: str, source: ExportSource, path: Optional[str], positions: 
 
     def job(rep) -> str:
         if kind in (SIGMAS_JSON, SIGMAS_TEXT):
-            plan = result.plan if result is not None and source.result_is_current else core.plan_unsample(spec)
+            plan = source.plan if source.plan is not None else core.plan_unsample(spec)
             from ..core.export import export_sigmas_json, export_sigmas_text
             if kind == SIGMAS_JSON:
                 return export_sigmas_json(plan, path, overwrite=overwrite)
@@ -74,13 +62,13 @@ def export_job(kind: str, source: ExportSource, path: Optional[str], positions: 
             from ..core.comfy_paths import comfy_input_dir, unique_latent_name
             target = str(unique_latent_name(comfy_input_dir(options["comfy_root"]), options["stem"]))
         if kind in (LATENT, COMFYUI):
-            if result is not None and result.latent is not None and source.result_is_current:
+            if source.has_frames:
                 from ..core.export import export_latent
                 return export_latent(result, target, positions=positions, reverse=False,
                                      overwrite=overwrite, reporter=rep)
             # no finished run with these parameters: stream a run straight to the file
             run = core.run_unsample(spec.replace(frames=tuple(positions)), rep, output=target, overwrite=overwrite,
-                                    max_memory=options.get("max_memory") or None)
+                                    max_memory=source.max_memory)
             return run.path
         from ..core import pictures
         sig = result.sigmas
@@ -240,14 +228,10 @@ class ExportDialog(QDialog):
         return self.kind.currentData()
 
     def has_result(self) -> bool:
-        r = self.source.result
-        return r is not None and r.latent is not None and self.source.result_is_current
+        return self.source.has_frames
 
     def n_steps(self) -> int:
-        r = self.source.result
-        if r is not None and self.source.result_is_current:
-            return len(r.plan.positions)
-        return int(self.source.n_frames or 0)
+        return self.source.n_frames
 
     def positions(self) -> list:
         """Chosen steps, in output order."""
@@ -263,7 +247,7 @@ class ExportDialog(QDialog):
     def options(self) -> dict:
         return {"which": self.which.currentData(), "cell": self.cell.value(), "fps": self.fps.value(),
                 "size": self.size.value(), "comfy_root": self.comfy_root.text().strip(),
-                "stem": self.stem.text().strip() or "unsampler", "max_memory": self.settings.memory_cap}
+                "stem": self.stem.text().strip() or "unsampler"}
 
     def target_path(self) -> Optional[str]:
         if self.current_kind() == COMFYUI:
@@ -335,11 +319,7 @@ class ExportDialog(QDialog):
         except core.UnsamplerError as e:
             self.count_label.setText(str(e))
             return
-        r = self.source.result
-        spec = self.source.spec
-        B = r.plan.batch if r is not None else (int(spec.latent.shape[0]) if spec is not None else 1)
-        fb = r.plan.frame_bytes if r is not None else (
-            4 * math.prod(spec.latent.shape[1:]) if spec is not None else 0)
+        B, fb = self.source.batch, self.source.frame_bytes
         self.count_label.setText(f"{len(pos)} steps × {B} = {len(pos) * B} latents, "
                                  f"{human_bytes(len(pos) * B * fb)}")
 

@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
 
 from .. import core
 from ..core import params as run_params
-from ..core.devices import available_memory, human_bytes
+from ..core.devices import human_bytes
 from ..core.latent_io import NonFiniteLatentError
 from . import SAMPLE_LABEL
 from .param_rows import make_row
+from ..core.session import Estimate, Session
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .worker import LatestOnly, Worker
@@ -49,24 +50,27 @@ class LoadedLatent:
     def shape(self) -> tuple:
         return tuple(self.tensor.shape)
 
-    def describe(self) -> str:
-        s = self.summary
-        rng = ("" if s.get("min") is None else
-               f"<br>range {s['min']:.4g} … {s['max']:.4g}, mean {s['mean']:.4g}, std {s['std'] or 0:.4g}")
-        kind = {"latent": ".latent", "legacy latent": ".latent without marker (×1/0.18215, as LoadLatent)",
-                "safetensors": "safetensors tensor"}.get(self.kind, self.kind)
-        extra = ""
-        if self.unsampler:
-            u = self.unsampler
-            extra = (f"<br>an Unsampler export: {u.get('family', '?')}, {u.get('sampler', '?')}/"
-                     f"{u.get('scheduler', '?')}, {u.get('steps', '?')} steps")
-        head = f"<i>{SAMPLE_LABEL}</i><br>" if self.is_sample else ""
-        return (f"{head}<b>{_esc(self.name)}</b><br>{list(self.shape)} · stored {self.stored_dtype} · {kind}"
-                f"{rng}{extra}")
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def describe_latent(lat: LoadedLatent) -> str:
+    """The latent panel's rich text (every string from the file escaped)."""
+    s = lat.summary
+    rng = ("" if s.get("min") is None else
+           f"<br>range {s['min']:.4g} … {s['max']:.4g}, mean {s['mean']:.4g}, std {s['std'] or 0:.4g}")
+    kind = {"latent": ".latent", "legacy latent": ".latent without marker (×1/0.18215, as LoadLatent)",
+            "safetensors": "safetensors tensor"}.get(lat.kind, lat.kind)
+    extra = ""
+    if isinstance(lat.unsampler, dict):
+        u = lat.unsampler
+        extra = (f"<br>an Unsampler export: {_esc(u.get('family', '?'))}, {_esc(u.get('sampler', '?'))}/"
+                 f"{_esc(u.get('scheduler', '?'))}, {_esc(u.get('steps', '?'))} steps")
+    head = f"<i>{SAMPLE_LABEL}</i><br>" if lat.is_sample else ""
+    return (f"{head}<b>{_esc(lat.name)}</b><br>{list(lat.shape)} · stored {_esc(lat.stored_dtype)} · "
+            f"{_esc(kind)}{rng}{extra}")
+
+
+def _esc(text) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True)
@@ -126,20 +130,6 @@ def load_dropped(path: str):
         return detect_model(path)  # a .safetensors that is not a latent: maybe a model
 
 
-@dataclass(frozen=True)
-class Estimate:
-    describe: str
-    out_bytes: int
-    n_frames: int
-    available: Optional[int]
-
-
-def estimate(spec: core.UnsampleSpec) -> Estimate:
-    plan = core.plan_unsample(spec)
-    return Estimate(describe=plan.describe(), out_bytes=plan.out_bytes, n_frames=len(plan.positions),
-                    available=available_memory())
-
-
 class ParamPanel(QWidget):
     """The form on the left. Emits ``changed`` for every parameter change and ``runRequested`` for Run.
 
@@ -155,17 +145,13 @@ class ParamPanel(QWidget):
     error = Signal(str, str)  # title, message
     idle = Signal()  # no file is being read any more
 
-    def __init__(self, settings: Settings, parent: Optional[QWidget] = None):
+    def __init__(self, session: Session, settings: Settings, parent: Optional[QWidget] = None):
         super().__init__(parent)
+        self.session = session
         self.settings = settings
-        self._latent: Optional[LoadedLatent] = None
-        self._detection = None  # DetectedModel of the opened checkpoint
-        self._params = run_params.default()
         self._quiet = 0
         self._busy = False
-        self._estimate: Optional[Estimate] = None
-        self._estimate_error = ""
-        self._estimate_pending = False
+        self._estimate_inputs = None  # the inputs of the newest size estimate asked for
         self._latent_loader = Worker(self, name="open latent")
         self._latent_loader.result.connect(self._on_loaded)
         self._latent_loader.error.connect(lambda t: self._on_load_error("Open latent", t))
@@ -179,7 +165,7 @@ class ParamPanel(QWidget):
         self._estimator.ready.connect(self._on_estimate)
         self._estimator.failed.connect(self._on_estimate_failed)
         self._build()
-        self.changed.connect(self._refresh_estimate)
+        self.changed.connect(self.refresh_estimate)
 
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -243,8 +229,8 @@ class ParamPanel(QWidget):
         for r in self.rows.values():
             r.connect(self._edited)
         self.advanced.toggled.connect(self._edited)
-        self._show(self._params)
-        self._params = self._read()
+        self._show(self.session.params)
+        self.session.set_params(self._read())
         self._show_family_info()
 
     def widget(self, name: str) -> QWidget:
@@ -252,51 +238,41 @@ class ParamPanel(QWidget):
         return self.rows[name].widget
 
     # -- values -----------------------------------------------------------------------------------
+    # the session holds the inputs; these read it for the form's users
     def family_name(self) -> str:
-        return self._params.family
-
-    def _base_family_for(self, name: str) -> core.Family:
-        d = self._detection
-        if d is not None and d.family == name:
-            fam = getattr(d.detection, "family_obj", None)
-            if isinstance(fam, core.Family):
-                return fam
-        return core.get_family(name)
+        return self.session.params.family
 
     def base_family(self) -> core.Family:
         """The chosen family: the checkpoint's detection when it matches the combo, else the built-in one."""
-        return self._base_family_for(self.family_name())
+        return self.session.base_family()
 
     def effective_family(self) -> core.Family:
         """The family with the advanced overrides applied (raises ``BadParameterError`` if they do not fit)."""
-        return run_params.effective_family(self._params, self.base_family())
+        return self.session.effective_family()
 
     def latent(self) -> Optional[LoadedLatent]:
-        return self._latent
+        return self.session.latent
 
     def detection(self) -> Optional[DetectedModel]:
-        return self._detection
+        return self.session.model
 
     def model_source(self) -> str:
         """The checkpoint path when the chosen family is the detected one, else the family name."""
-        d = self._detection
-        if d is not None and d.family == self.family_name():
-            return d.source
-        return self.family_name()
+        return self.session.model_source()
 
     def run_params(self) -> run_params.RunParams:
         """The form's values."""
-        return self._params
+        return self.session.params
 
     def params(self) -> dict:
         """Every form value, as plain JSON (for settings and tests)."""
-        return run_params.to_dict(self._params)
+        return run_params.to_dict(self.session.params)
 
     def set_params(self, p, family: bool = True) -> None:
         """Set form values from a dict like ``params()`` (or a ``RunParams``); unknown or invalid values are
         skipped, and ``family=False`` keeps the family."""
         values = run_params.to_dict(p) if isinstance(p, run_params.RunParams) else p
-        new = run_params.from_dict(values, base=self._params, skip=() if family else ("family",))
+        new = run_params.from_dict(values, base=self.session.params, skip=() if family else ("family",))
         self._apply(new)
 
     def _apply(self, new: run_params.RunParams) -> None:
@@ -306,14 +282,13 @@ class ParamPanel(QWidget):
             self._show(new)
         finally:
             self._quiet -= 1
-        self._params = self._read()
+        self.session.set_params(self._read())
         self._show_family_info()
         self._emit_changed()
 
     def _read(self) -> run_params.RunParams:
         """The values the rows show; the overrides are None while their box is unchecked."""
-        name = self.rows["family"].value(None)
-        fam = self._base_family_for(name)
+        fam = self.session.base_family(self.rows["family"].value(None))
         values = {}
         for n, r in self.rows.items():
             if r.param.section == "advanced" and not self.advanced.isChecked():
@@ -323,7 +298,7 @@ class ParamPanel(QWidget):
         return run_params.fit(run_params.default().replace(**values), fam)
 
     def _show(self, p: run_params.RunParams) -> None:
-        fam = self._base_family_for(p.family)
+        fam = self.session.base_family(p.family)
         self.rows["family"].show(p.family, fam)
         self.advanced.setChecked(any(getattr(p, r.param.name) is not None for r in self.rows.values()
                                      if r.param.section == "advanced"))
@@ -345,26 +320,21 @@ class ParamPanel(QWidget):
             fam = self.effective_family()
         except core.UnsamplerError:
             return None
-        p = self._params
+        p = self.session.params
         return ScheduleRequest(family=fam, sampler=p.sampler, scheduler=p.scheduler, steps=p.steps,
                                start_at_step=p.start_at_step, end_at_step=p.end_at_step)
 
     def spec(self, **changes) -> core.UnsampleSpec:
         """The frozen job description. Raises ``UnsamplerError`` with a clear message when something is missing."""
-        if self._latent is None:
-            raise core.BadParameterError("no latent: open a .latent file first (or drop one on the window)")
-        lat = self._latent
-        spec = run_params.make_spec(self._params, self.effective_family(), lat.tensor, source_name=lat.name,
-                                    source_sha256=lat.sha256, model_source=self.model_source())
-        return spec.replace(**changes) if changes else spec
+        return self.session.spec(**changes)
 
     def estimate(self) -> Optional[Estimate]:
         """The output size of the current parameters (None while it is computed or when they are invalid)."""
-        return None if self._estimate_pending else self._estimate
+        return self.session.estimate()
 
     def estimate_error(self) -> str:
         """Why the current parameters cannot run ("" when they can, or while that is being checked)."""
-        return "" if self._estimate_pending else self._estimate_error
+        return self.session.plan_error()
 
     def set_busy(self, busy: bool) -> None:
         """While a run is going the Run button becomes Cancel."""
@@ -441,29 +411,13 @@ class ParamPanel(QWidget):
         self._loader_finished()
 
     def set_latent(self, latent: LoadedLatent) -> None:
-        """Use this latent; switch to a family that takes it when the current one does not."""
-        self._latent = latent
-        self.latent_info.setText(latent.describe())
+        """Use this latent (the session restores an export's parameters, or switches to a family that takes it)."""
+        text = self.session.open_latent(latent)
+        self.latent_info.setText(describe_latent(latent))
         self.latent_info.setToolTip(latent.path or "")
-        fam = self.base_family()
-        shape = latent.shape
-        fits = core.families_for_channels(shape[1], len(shape))
-        u = latent.unsampler or {}
-        wanted = u.get("family")
-        if wanted and any(f.name == wanted for f in fits):
-            # an Unsampler export: its settings come back (family, schedule, seed, noise, formula)
-            self._apply(run_params.from_metadata(u, base=self._params))
-            self.status.emit(f"{latent.name} is an Unsampler export of {wanted}: its parameters were restored")
-        elif fam.latent.channels != shape[1] or fam.latent.ndim != len(shape):
-            if self._detection is not None and self._detection.family == fam.name:
-                self.status.emit(f"{latent.name} {list(shape)} does not fit the checkpoint's family {fam.name}")
-            elif fits:
-                self.set_family(fits[0].name)
-                self.status.emit(f"{fam.name} does not take a {list(shape)} latent; switched to {fits[0].name}")
-            else:
-                self.status.emit(f"no known family takes a {list(shape)} latent")
+        self._apply(self.session.params)
         self.latentChanged.emit(latent)
-        self._emit_changed()
+        self.status.emit(text)
 
     @Slot(object)
     def _on_loaded(self, value) -> None:
@@ -471,21 +425,14 @@ class ParamPanel(QWidget):
             self._ask_nonfinite(value)
         elif isinstance(value, LoadedLatent):
             self.set_latent(value)
-            self.status.emit(f"opened {value.name} {list(value.shape)}")
         else:
             self.set_detection(value)
 
     def set_detection(self, det: DetectedModel) -> None:
-        self._detection = det
-        self._quiet += 1
-        try:
-            self._apply(self._params.replace(family=det.family))
-        finally:
-            self._quiet -= 1
-        self._show_family_info()
-        self.status.emit(f"model: {det.family}")
+        text = self.session.set_model(det)
+        self._apply(self.session.params)
+        self.status.emit(text)
         self.modelChanged.emit()
-        self._emit_changed()
 
     @Slot()
     def _loader_finished(self) -> None:
@@ -518,8 +465,8 @@ class ParamPanel(QWidget):
 
     def _show_model_info(self) -> None:
         fam = self.base_family()
-        dm = self._detection
-        if dm is not None and dm.family == fam.name:
+        dm = self.session.model_in_use()
+        if dm is not None:
             d = dm.detection
             src = os.path.basename(str(dm.source).rstrip("/\\")) or "checkpoint"
             ev = [str(e) for e in (getattr(d, "evidence", None) or [])]
@@ -543,39 +490,35 @@ class ParamPanel(QWidget):
         (self.cancelRequested if self._busy else self.runRequested).emit()
 
     @Slot()
-    def _refresh_estimate(self) -> None:
-        try:
-            spec = self.spec()
-        except core.UnsamplerError as e:
-            self._show_estimate_error(str(e))
-            return
-        self._estimate_pending = True
-        self._estimator.submit(lambda: estimate(spec))
-
-    def _show_estimate_error(self, text: str) -> None:
-        self._estimate_pending = False
-        self._estimate = None
-        self._estimate_error = text
-        self.estimate_label.setText(f"<span style='color:#d55e00'>{_esc(text)}</span>")
+    def refresh_estimate(self) -> None:
+        """Plan the current inputs off the GUI thread, for the size line (and the Run check)."""
+        job = self.session.plan_job()
+        self._estimate_inputs = self.session.inputs()
+        if job is None:
+            self._show_estimate()
+        else:
+            self._estimator.submit(job)
 
     @Slot(object)
-    def _on_estimate(self, est: Estimate) -> None:
-        self._estimate_pending = False
-        self._estimate = est
-        self._estimate_error = ""
-        cap = self.settings.memory_cap
-        free = f" · {human_bytes(est.available)} free" if est.available else ""
-        warn = ""
-        if est.available and est.out_bytes > 0.9 * est.available:
-            warn = "<br><span style='color:#d55e00'>too big for memory: export straight to a file instead</span>"
-        elif cap and est.out_bytes > cap:
-            warn = (f"<br><span style='color:#d55e00'>over the memory cap of {human_bytes(cap)}: export straight "
-                    "to a file, or raise the cap</span>")
-        self.estimate_label.setText(f"Output: {_esc(est.describe)}{free}{warn}")
+    def _on_estimate(self, answer) -> None:
+        if self.session.take_plan(*answer):
+            self._show_estimate()
 
     @Slot(str)
-    def _on_estimate_failed(self, text: str) -> None:
-        self._show_estimate_error(text)
+    def _on_estimate_failed(self, text: str) -> None:  # an unexpected failure: the message names the log
+        if self._estimate_inputs is not None and self.session.take_plan(self._estimate_inputs, None, text):
+            self._show_estimate()
+
+    def _show_estimate(self) -> None:
+        s = self.session
+        err, est = s.plan_error(), s.estimate()
+        if err or est is None:
+            self.estimate_label.setText(f"<span style='color:#d55e00'>{_esc(err)}</span>")
+            return
+        free = f" · {human_bytes(est.available)} free" if est.available else ""
+        warn = s.memory_warning()
+        warn = f"<br><span style='color:#d55e00'>{_esc(warn)}</span>" if warn else ""
+        self.estimate_label.setText(f"Output: {_esc(est.describe)}{free}{warn}")
 
     def shutdown(self) -> None:
         self._latent_loader.shutdown()
@@ -594,4 +537,4 @@ def _info_label() -> QLabel:
     return lab
 
 
-__all__ = ["ParamPanel", "LoadedLatent", "DetectedModel", "load_latent", "detect_model", "Estimate", "estimate"]
+__all__ = ["ParamPanel", "LoadedLatent", "DetectedModel", "load_latent", "detect_model", "describe_latent"]
