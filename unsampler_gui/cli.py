@@ -50,11 +50,20 @@ def parse_range(text: str):
         raise argparse.ArgumentTypeError(f"not a step range: {text!r} (use A:B, e.g. 0:100)") from None
 
 
-def resolve_model(text: str, shift=None, prediction=None):
-    """A family name, a checkpoint file or a diffusers folder -> (Family, what the user named)."""
-    from .core.detect import resolve_model as detect
+def _session(args, command: str):
+    """The session of a command: its run parameters, the model (``--model``) and the latent (``--latent``)."""
+    from .core import params
+    from .core.inputs import detect_model, open_latent
+    from .core.session import Session
 
-    return detect(text, shift=shift, prediction=prediction).family_obj, text
+    session = Session(params.from_cli(args, command, skip=("family",)))
+    session.set_model(detect_model(args.model))
+    if getattr(args, "latent", None) is not None:
+        lat = open_latent(args.latent, allow_nonfinite=getattr(args, "allow_nonfinite", False))
+        if lat.nonfinite:
+            print(f"warning: replacing {lat.nonfinite} NaN/Inf values of the latent with 0", file=sys.stderr)
+        session.set_latent(lat)
+    return session
 
 
 def _fmt(v: float) -> str:
@@ -70,8 +79,8 @@ def cmd_sigmas(args) -> int:
     from .core import params
     from .core.sigmas import ksampler_sigmas, node_slice, sigmas_document, slice_bounds
 
-    p = params.from_cli(args, params.SIGMAS, skip=("family",))
-    fam, model = resolve_model(args.model, p.shift, p.prediction)
+    session = _session(args, params.SIGMAS)
+    fam, model, p = session.effective_family(), session.model_source(), session.params
     if args.json:
         print(json.dumps(sigmas_document(fam, p.sampler, p.scheduler, p.steps, p.start_at_step, p.end_at_step,
                                          model=model)))
@@ -132,20 +141,9 @@ class _Progress:
 def cmd_run(args) -> int:
     from .core import params
     from .core.export import select_positions
-    from .core.latent_io import read_latent
     from .core.unsample import plan_unsample, run_unsample
 
-    p = params.from_cli(args, params.RUN, skip=("family",))
-    fam, model = resolve_model(args.model, p.shift, p.prediction)
-    lat = read_latent(args.latent, allow_nonfinite=args.allow_nonfinite)
-    tensor = lat.tensor
-    if lat.nonfinite:
-        import torch
-
-        print(f"warning: replacing {lat.nonfinite} NaN/Inf values of the latent with 0", file=sys.stderr)
-        tensor = torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
-    spec = params.make_spec(p.replace(family=fam.name), fam, tensor, chunk_frames=args.chunk, threads=args.threads,
-                            source_name=os.path.basename(args.latent), source_sha256=lat.sha256, model_source=model)
+    spec = _session(args, params.RUN).spec(chunk_frames=args.chunk, threads=args.threads)
     plan = plan_unsample(spec)
     if args.range is not None or args.every != 1 or args.reverse:
         a, b = args.range if args.range is not None else (0, None)
@@ -155,33 +153,18 @@ def cmd_run(args) -> int:
         from .core.errors import ResourceError
 
         raise ResourceError(f"{args.output} already exists; pass --overwrite to replace it")
-    print(f"{fam.name}: {plan.describe()} -> {args.output}", file=sys.stderr)
+    print(f"{plan.spec.family.name}: {plan.describe()} -> {args.output}", file=sys.stderr)
     res = run_unsample(spec, _Progress(), output=args.output, overwrite=args.overwrite, max_memory=args.max_memory)
     print(f"wrote {res.path} ({plan.out_shape[0]} latents {list(plan.out_shape)}) in {res.seconds:.2f}s "
           f"on {res.device}", file=sys.stderr)
     return 0
 
 
-def _looks_like_latent(path: str) -> bool:
-    from .core.errors import BadFileError
-    from .core.latent_io import LATENT_KEY
-    from .core.safetensors_io import read_header
-
-    if os.path.isdir(path):
-        return False
-    if path.lower().endswith(".latent"):
-        return True
-    try:
-        h = read_header(path)
-    except BadFileError:
-        return False
-    shaped = [t for t in h.tensors.values() if len(t.shape) in (4, 5)]
-    return LATENT_KEY in h.tensors or (len(h.tensors) <= 2 and len(shaped) == 1)
-
-
 def cmd_info(args) -> int:
+    from .core.inputs import is_latent_file
+
     path = args.file
-    if _looks_like_latent(path):
+    if is_latent_file(path):
         from .core.latent_io import read_latent
 
         lat = read_latent(path, allow_nonfinite=True)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, Q
                                QProgressBar, QScrollArea, QToolButton, QWidget)
 
 from .. import core
+from ..core.inputs import OPENABLE_EXTS
 from ..core.session import Session
 from . import errors, resource_path
 from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT, ExportDialog
@@ -31,8 +32,6 @@ from .thumbnail_grid import ThumbnailGrid, link
 from .worker import UnsampleWorker
 
 log = logging.getLogger("unsampler")
-
-LATENT_SUFFIXES = (".latent", ".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 
 
 class MainWindow(QMainWindow):
@@ -245,7 +244,7 @@ class MainWindow(QMainWindow):
         for url in md.urls():
             if url.isLocalFile():
                 path = url.toLocalFile()
-                if path.lower().endswith(LATENT_SUFFIXES) or os.path.isdir(path):
+                if path.lower().endswith(OPENABLE_EXTS) or os.path.isdir(path):
                     out.append(path)
         return out
 

@@ -1,17 +1,16 @@
-"""The inputs: model, latent, and the BatchUnsampler parameters. ``spec()`` gives a frozen
-``core.UnsampleSpec``.
+"""The form: model, latent, and the run parameters, over the ``core.session.Session`` it is given.
 
-Files are read on workers: a latent (read, checked and summarised) and a checkpoint (detected from
-its header by ``core.detect.resolve_model``; no weights are loaded). The output size and memory line
-comes from ``core.plan_unsample`` on a ``LatestOnly`` worker, so nothing here computes on the GUI thread.
+The parameter rows are made from ``core.params`` (one per ``RunParams`` field); what the form shows is
+what the session holds. Files are read on workers with ``core.inputs`` (a latent is read, checked and
+summarised; a checkpoint is detected from its header, no weights are loaded), and the session decides
+what an opened file changes. The output size and memory line comes from the session's plan, made on a
+``LatestOnly`` worker, so nothing here computes on the GUI thread.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Optional
 
-import torch
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton,
                                QSizePolicy, QVBoxLayout, QWidget)
@@ -19,37 +18,18 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
 from .. import core
 from ..core import params as run_params
 from ..core.devices import human_bytes
-from ..core.latent_io import NonFiniteLatentError
+from ..core.inputs import (CHECKPOINT_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, detect_model, load_dropped,
+                           load_latent)
+from ..core.session import Estimate, Session
 from . import SAMPLE_LABEL
 from .param_rows import make_row
-from ..core.session import Estimate, Session
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .worker import LatestOnly, Worker
 
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
-CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.sft *.ckpt *.pt *.pth *.bin *.gguf);;All files (*)"
-CHECKPOINT_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
-
-
-@dataclass
-class LoadedLatent:
-    """A latent read on a worker, with what the panel shows about it."""
-
-    tensor: object  # float32 CPU tensor
-    name: str
-    path: Optional[str]
-    sha256: Optional[str]
-    stored_dtype: str
-    kind: str
-    summary: dict
-    unsampler: Optional[dict] = None
-    is_sample: bool = False
-
-    @property
-    def shape(self) -> tuple:
-        return tuple(self.tensor.shape)
-
+CHECKPOINT_FILTER = ("Checkpoints (" + " ".join(f"*{e}" for e in (".safetensors",) + CHECKPOINT_EXTS)
+                     + ");;All files (*)")
 
 
 def describe_latent(lat: LoadedLatent) -> str:
@@ -71,63 +51,6 @@ def describe_latent(lat: LoadedLatent) -> str:
 
 def _esc(text) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-@dataclass(frozen=True)
-class NonFiniteLatent:
-    """A latent that holds NaN/Inf values: the user is asked before it is used (with them zeroed)."""
-
-    path: str
-    count: int
-    is_sample: bool = False
-
-
-def load_latent(path: str, is_sample: bool = False, allow_nonfinite: bool = False):
-    """Read and summarise a latent file (runs on a worker). NaN/Inf values give a ``NonFiniteLatent``
-    unless allowed; when allowed they are replaced by 0, and the summary says how many."""
-    try:
-        lf = core.read_latent(path, allow_nonfinite=allow_nonfinite)
-    except NonFiniteLatentError:
-        bad = core.read_latent(path, allow_nonfinite=True).nonfinite
-        return NonFiniteLatent(path, bad, is_sample)
-    if lf.nonfinite:
-        lf.tensor = torch.nan_to_num(lf.tensor, nan=0.0, posinf=0.0, neginf=0.0)
-    summary = lf.summary()
-    return LoadedLatent(tensor=lf.tensor, name=os.path.basename(path), path=os.path.abspath(path), sha256=lf.sha256,
-                        stored_dtype=lf.stored_dtype, kind=lf.kind, summary=summary, unsampler=lf.unsampler,
-                        is_sample=is_sample)
-
-
-@dataclass
-class DetectedModel:
-    """A checkpoint (or family name) and what ``core.detect.resolve_model`` made of it."""
-
-    source: str
-    detection: object  # core.detect.Detection: .family, .family_obj, .prediction, .shift, .evidence
-
-    @property
-    def family(self) -> str:
-        return self.detection.family
-
-
-def detect_model(path_or_name: str) -> DetectedModel:
-    """``core.detect.resolve_model`` (runs on a worker)."""
-    from ..core.detect import resolve_model
-
-    return DetectedModel(source=path_or_name, detection=resolve_model(path_or_name, shift=None, prediction=None))
-
-
-def load_dropped(path: str):
-    """A dropped file: a latent if it reads as one, else a checkpoint (runs on a worker)."""
-    low = path.lower()
-    if os.path.isdir(path) or low.endswith(CHECKPOINT_EXTS):
-        return detect_model(path)
-    try:
-        return load_latent(path)
-    except core.BadFileError:
-        if low.endswith(".latent"):
-            raise
-        return detect_model(path)  # a .safetensors that is not a latent: maybe a model
 
 
 class ParamPanel(QWidget):
@@ -537,4 +460,4 @@ def _info_label() -> QLabel:
     return lab
 
 
-__all__ = ["ParamPanel", "LoadedLatent", "DetectedModel", "load_latent", "detect_model", "describe_latent"]
+__all__ = ["ParamPanel", "describe_latent"]
