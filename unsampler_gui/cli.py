@@ -2,6 +2,7 @@
 
     unsampler sigmas --model SDXL --scheduler karras --steps 30 [--start A] [--end B] [--json]
     unsampler run --model Flux --latent in.latent --steps 1000 --seed 1 --output out.latent
+    unsampler export KIND --model SDXL --latent in.latent --steps 30 (--output FILE | --comfyui FOLDER)
     unsampler info FILE [--json]
     unsampler families [--json]
 
@@ -160,6 +161,41 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Any export the app writes, from the same registry (``core.exports.EXPORTS``)."""
+    from .core import exports, params
+    from .core.errors import BadParameterError, ResourceError
+    from .core.export import select_positions
+
+    kind = exports.EXPORTS[args.kind]
+    session = _session(args, params.EXPORT)
+    session.memory_cap = args.max_memory or 0
+    plan = session.ensure_plan()
+    positions = ()
+    if kind.picks_frames:
+        a, b = args.range if args.range is not None else (0, None)
+        every = args.every if args.every is not None else kind.default_every(plan.n_steps)
+        positions = tuple(select_positions(plan.n_steps, a, b, every, args.reverse))
+    path = None
+    if kind.destination == exports.FILE:
+        if not args.output:
+            raise BadParameterError(f"{kind.key} writes a file: give --output FILE")
+        path = kind.target(args.output)
+        if os.path.exists(path) and not args.overwrite:
+            raise ResourceError(f"{path} already exists; pass --overwrite to replace it")
+    elif not args.comfyui:
+        raise BadParameterError(f"{kind.key} writes into ComfyUI's input folder: give --comfyui FOLDER")
+    options = exports.options_from_cli(kind, args)
+    options.update(comfy_root=args.comfyui or "", stem=args.name or session.export_stem())
+    source = session.export_source()
+    kind.check(source)
+    what = f"{len(positions)} of {plan.n_steps} steps" if kind.picks_frames else f"{plan.n_steps} steps"
+    print(f"{kind.label}: {plan.spec.family.name}, {what} -> {path or args.comfyui}", file=sys.stderr)
+    job = exports.export_job(kind.key, source, path, positions, args.overwrite, options)
+    print(f"wrote {job(_Progress(label='exporting'))}", file=sys.stderr)
+    return 0
+
+
 def cmd_info(args) -> int:
     from .core.inputs import is_latent_file
 
@@ -258,6 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--chunk", type=int, default=0, help=argparse.SUPPRESS)
     sp.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     sp.set_defaults(func=cmd_run)
+
+    from .core import exports
+
+    sp = sub.add_parser("export", help="write any export the app writes (a .latent batch or part of it, into "
+                                       "ComfyUI's input folder, the sigmas, a contact sheet, an animation)")
+    sp.add_argument("kind", choices=list(exports.EXPORTS), metavar="KIND",
+                    help="; ".join(f"{k.key}: {k.label}" for k in exports.EXPORTS.values()))
+    sp.add_argument("--latent", required=True, help="input .latent or .safetensors")
+    params.add_cli_options(sp, params.EXPORT)
+    sp.add_argument("--output", "-o", help="the file to write (every kind but comfyui)")
+    sp.add_argument("--comfyui", metavar="FOLDER", help="comfyui: the ComfyUI install whose input folder gets it")
+    sp.add_argument("--name", help="comfyui: the file name's start (default: latent_family_scheduler_frames)")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    sp.add_argument("--range", type=parse_range, default=None, metavar="A:B", help="only steps A..B-1 (node order)")
+    sp.add_argument("--every", type=int, default=None, metavar="K",
+                    help="only every K-th step (default 1; pictures: enough to show about 64 or 120)")
+    sp.add_argument("--reverse", action="store_true", help="high noise first")
+    sp.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
+                    help="cap the memory a streamed .latent export holds (e.g. 2G)")
+    sp.add_argument("--allow-nonfinite", action="store_true", help="go on with NaN/Inf in the latent (zeroed)")
+    exports.add_cli_options(sp)
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("info", help="describe a latent file or a checkpoint")
     sp.add_argument("file")

@@ -10,8 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from unsampler_gui import core
-from unsampler_gui.qt.export_dialog import (ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT,
-                                            ExportDialog)
+from unsampler_gui.core.exports import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT
 
 WAIT_MS = 30000
 
@@ -177,4 +176,31 @@ def test_another_latent_makes_the_result_stale(window, qtbot, tmp_path, set_step
     dlg = window.open_export(LATENT)
     qtbot.addWidget(dlg)
     assert dlg.source.result is None and "no finished run" in dlg.source_label.text()
+    dlg.close()
+
+
+def test_pictures_need_no_run(window, qtbot, tmp_path, set_steps):
+    """Without a run, a picture export makes just the frames it shows (the same frames a run makes)."""
+    pytest.importorskip("PIL")
+    set_steps(window, 10)
+    assert window.result() is None
+    dlg = _export(window, qtbot, ANIMATION, tmp_path / "anim.gif")
+    from PIL import Image
+    assert dlg.last_path == str(tmp_path / "anim.gif") and Image.open(dlg.last_path).n_frames == 10
+
+
+def test_the_dialog_is_the_registry(window, qtbot):
+    from unsampler_gui.core.exports import EXPORTS
+
+    assert set(window.export_actions) == set(EXPORTS)
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    assert [dlg.kind.itemData(i) for i in range(dlg.kind.count())] == list(EXPORTS)
+    for k in EXPORTS.values():
+        dlg.kind.setCurrentIndex(dlg.kind.findData(k.key))
+        shown = [name for (key, name), w in dlg.option_widgets.items() if dlg._options_layout.isRowVisible(w)]
+        assert shown == [o.name for o in k.options]
+        assert dlg.frames_box.isVisibleTo(dlg) == k.picks_frames
+        assert dlg.source_label.text() == k.source_text(dlg.source)[0]
+        assert dlg.path.text().endswith(k.ext) or k.destination != "file"
     dlg.close()

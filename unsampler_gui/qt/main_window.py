@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, Q
                                QProgressBar, QScrollArea, QToolButton, QWidget)
 
 from .. import core
+from ..core.exports import EXPORTS, LATENT
 from ..core.inputs import OPENABLE_EXTS
 from ..core.session import Session
 from . import errors, resource_path
-from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT, ExportDialog
+from .export_dialog import ExportDialog
 from .frame_store import FrameStore
 from .frame_viewer import FrameViewer
 from .param_panel import ParamPanel
@@ -136,12 +137,8 @@ class MainWindow(QMainWindow):
         self.open_checkpoint_action = self._action(f, "Open &checkpoint…", self.panel.browse_checkpoint, "Ctrl+Shift+O")
         self.open_sample_action = self._action(f, "Open the &sample latent", self.open_sample)
         f.addSeparator()
-        self.export_action = self._action(f, "&Export latent…", lambda: self.open_export(LATENT), "Ctrl+E")
-        self._action(f, "Export to Comfy&UI…", lambda: self.open_export(COMFYUI), "Ctrl+Shift+E")
-        self._action(f, "Export sigmas (&JSON)…", lambda: self.open_export(SIGMAS_JSON))
-        self._action(f, "Export sigmas for &ManualSigmas…", lambda: self.open_export(SIGMAS_TEXT))
-        self._action(f, "Export contact &sheet…", lambda: self.open_export(SHEET))
-        self._action(f, "Export &animation…", lambda: self.open_export(ANIMATION))
+        self.export_actions = {k.key: self._action(f, k.menu, lambda _=False, key=k.key: self.open_export(key),
+                                                   k.shortcut or None) for k in EXPORTS.values()}
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
