@@ -95,7 +95,7 @@ class ExportOption:
         except (TypeError, ValueError):
             raise BadParameterError(f"{self.name} must be a number, got {value!r}") from None
         if self.range is not None and not self.range[0] <= value <= self.range[1]:
-            raise BadParameterError(f"{self.name} must be between {self.range[0]:g} and {self.range[1]:g}, "
+            raise BadParameterError(f"{self.name} must be between {self.range[0]} and {self.range[1]}, "
                                     f"got {value!r}")
         return value
 

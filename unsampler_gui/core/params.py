@@ -130,7 +130,7 @@ class Param:
         if self.range is not None:
             lo, hi = self.range
             if not lo <= value <= hi:
-                raise BadParameterError(f"{self.name} must be between {lo:g} and {hi:g}, got {value!r}")
+                raise BadParameterError(f"{self.name} must be between {lo} and {hi}, got {value!r}")
         allowed = self.options(family)
         if allowed and value not in allowed:
             raise BadParameterError(f"unknown {self.label.lower()} {value!r}; choose one of: {', '.join(allowed)}")

@@ -72,7 +72,7 @@ class ParamPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.settings = settings
-        self._quiet = 0
+        self._showing = False  # the rows are being set from the session: their signals are not edits
         self._busy = False
         self._estimate_inputs = None  # the inputs of the newest size estimate asked for
         self._latent_loader = Worker(self, name="open latent")
@@ -200,14 +200,14 @@ class ParamPanel(QWidget):
 
     def _apply(self, new: run_params.RunParams) -> None:
         """Show ``new`` and take back what the form holds (the form is what a run uses)."""
-        self._quiet += 1
+        self._showing = True
         try:
             self._show(new)
         finally:
-            self._quiet -= 1
+            self._showing = False
         self.session.set_params(self._read())
         self._show_family_info()
-        self._emit_changed()
+        self.changed.emit()
 
     def _read(self) -> run_params.RunParams:
         """The values the rows show; the overrides are None while their box is unchecked."""
@@ -367,14 +367,10 @@ class ParamPanel(QWidget):
         self.error.emit(title, text)
 
     # -- reactions --------------------------------------------------------------------------------
-    def _emit_changed(self, *_):
-        if self._quiet == 0:
-            self.changed.emit()
-
     @Slot()
     def _edited(self, *_) -> None:
         """A row changed: take the form's values, and refresh the rows that follow the family."""
-        if self._quiet:
+        if self._showing:
             return
         self._apply(self._read())
 
@@ -414,7 +410,11 @@ class ParamPanel(QWidget):
 
     @Slot()
     def refresh_estimate(self) -> None:
-        """Plan the current inputs off the GUI thread, for the size line (and the Run check)."""
+        """Plan the current inputs off the GUI thread, for the size line (and the Run check); inputs that
+        are planned already are not planned again."""
+        if self.session.plan() is not None or self.session.plan_error():
+            self._show_estimate()
+            return
         job = self.session.plan_job()
         self._estimate_inputs = self.session.inputs()
         if job is None:
