@@ -155,3 +155,88 @@ def test_info_refuses_lora_and_pickle_payload(tmp_path):
     r = cli("info", ckpt)
     assert r.returncode == 2 and "refusing" in r.stderr
     assert not marker.exists()
+
+
+# ---- unsampler export: every kind the app writes, from the registry ------------------------------------
+
+
+def _export(tmp_path, kind, *args, steps=12, batch=1):
+    src = tmp_path / "in.latent"
+    if not src.exists():
+        write_latent(src, torch.randn(batch, 4, 8, 8, generator=torch.Generator().manual_seed(3)))
+    return cli("export", kind, "--model", "SD15", "--latent", src, "--steps", steps, "--seed", 4, *args)
+
+
+def _full(tmp_path, steps=12):
+    from unsampler_gui import core
+    lat = core.read_latent(tmp_path / "in.latent").tensor
+    return core.run_unsample(core.UnsampleSpec(family=core.get_family("SD15"), latent=lat, steps=steps, seed=4)).latent
+
+
+def test_export_kinds_are_the_registry():
+    from unsampler_gui.core.exports import EXPORTS
+
+    r = cli("export", "--help")
+    assert r.returncode == 0 and all(k in r.stdout for k in EXPORTS)
+    r = cli("export", "nope", "--model", "SD15", "--latent", "x")
+    assert r.returncode == 2
+
+
+def test_export_latent_subset_reversed(tmp_path):
+    out = tmp_path / "part.latent"
+    r = _export(tmp_path, "latent", "-o", out, "--range", "2:11", "--every", "3", "--reverse")
+    assert r.returncode == 0, r.stderr
+    t = st.load_file(str(out))
+    assert "latent_format_version_0" in t and torch.equal(t["latent_tensor"], _full(tmp_path)[[8, 5, 2]])
+    from safetensors import safe_open
+    with safe_open(str(out), "pt") as f:
+        meta = json.loads(f.metadata()["unsampler"])
+    assert meta["frames"] == [8, 5, 2] and meta["seed"] == 4 and meta["source"]["name"] == "in.latent"
+    r = _export(tmp_path, "latent", "-o", out)  # exists: refused, then replaced when asked
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert _export(tmp_path, "latent", "-o", out, "--overwrite").returncode == 0
+    assert torch.equal(st.load_file(str(out))["latent_tensor"], _full(tmp_path))
+
+
+def test_export_to_comfyui(tmp_path):
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "comfy").mkdir(parents=True)
+    (comfy / "main.py").write_text("")
+    for n in (1, 2):
+        r = _export(tmp_path, "comfyui", "--comfyui", comfy, "--name", "astronaut")
+        assert r.returncode == 0, r.stderr
+        assert (comfy / "input" / f"astronaut_0000{n}_.latent").is_file()
+    r = _export(tmp_path, "comfyui", "--comfyui", comfy)  # the default name says what it holds
+    assert r.returncode == 0 and (comfy / "input" / "in_SD15_simple_12_00001_.latent").is_file()
+    r = _export(tmp_path, "comfyui", "--comfyui", tmp_path / "ComfyUI" / "comfy")
+    assert r.returncode == 2 and "ComfyUI" in r.stderr and "Traceback" not in r.stderr
+    assert _export(tmp_path, "comfyui").returncode == 2
+
+
+def test_export_sigmas(tmp_path):
+    r = _export(tmp_path, "sigmas_json", "-o", tmp_path / "s", steps=10)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "s.json").read_text())  # the kind's extension is added
+    assert len(doc["schedule"]) == 11 and len(doc["sigmas"]) == 10
+    assert _export(tmp_path, "sigmas_text", "-o", tmp_path / "s.txt", steps=10).returncode == 0
+    text = (tmp_path / "s.txt").read_text()
+    assert "e-" not in text and len(text.split(",")) == 11
+    assert _export(tmp_path, "sigmas_text", "-o", tmp_path / "slice.txt", "--which", "slice",
+                   steps=10).returncode == 0
+    assert len((tmp_path / "slice.txt").read_text().split(",")) == 10
+
+
+def test_export_pictures(tmp_path):
+    from PIL import Image
+
+    r = _export(tmp_path, "contact_sheet", "-o", tmp_path / "sheet.png", "--cell", "64", batch=2)
+    assert r.returncode == 0, r.stderr
+    w, h = Image.open(tmp_path / "sheet.png").size
+    assert w == 4 * (64 + 4) and 3 * 64 < h < 4 * 64  # 12 cells of 64 px (and a 2 px pad), 4 x 3
+    r = _export(tmp_path, "animation", "-o", tmp_path / "anim.gif", "--every", "3", "--size", "48", "--item", "1",
+                batch=2)
+    assert r.returncode == 0, r.stderr
+    im = Image.open(tmp_path / "anim.gif")
+    assert im.n_frames == 4 and max(im.size) == 48
+    r = _export(tmp_path, "animation", "-o", tmp_path / "a.webp", "--item", "2", batch=2)
+    assert r.returncode == 2 and "batch item 2" in r.stderr and not (tmp_path / "a.webp").exists()

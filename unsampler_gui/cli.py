@@ -2,6 +2,7 @@
 
     unsampler sigmas --model SDXL --scheduler karras --steps 30 [--start A] [--end B] [--json]
     unsampler run --model Flux --latent in.latent --steps 1000 --seed 1 --output out.latent
+    unsampler export KIND --model SDXL --latent in.latent --steps 30 (--output FILE | --comfyui FOLDER)
     unsampler info FILE [--json]
     unsampler families [--json]
     unsampler --families PATH ... (any command; before or after it; a family file or a folder of them)
@@ -51,11 +52,20 @@ def parse_range(text: str):
         raise argparse.ArgumentTypeError(f"not a step range: {text!r} (use A:B, e.g. 0:100)") from None
 
 
-def resolve_model(text: str, shift=None, prediction=None):
-    """A family name, a checkpoint file or a diffusers folder -> (Family, what the user named)."""
-    from .core.detect import resolve_model as detect
+def _session(args, command: str):
+    """The session of a command: its run parameters, the model (``--model``) and the latent (``--latent``)."""
+    from .core import params
+    from .core.inputs import detect_model, open_latent
+    from .core.session import Session
 
-    return detect(text, shift=shift, prediction=prediction).family_obj, text
+    session = Session(params.from_cli(args, command, skip=("family",)))
+    session.set_model(detect_model(args.model))
+    if getattr(args, "latent", None) is not None:
+        lat = open_latent(args.latent, allow_nonfinite=getattr(args, "allow_nonfinite", False))
+        if lat.nonfinite:
+            print(f"warning: replacing {lat.nonfinite} NaN/Inf values of the latent with 0", file=sys.stderr)
+        session.set_latent(lat)
+    return session
 
 
 def _fmt(v: float) -> str:
@@ -68,22 +78,24 @@ def _fmt(v: float) -> str:
 
 
 def cmd_sigmas(args) -> int:
+    from .core import params
     from .core.sigmas import ksampler_sigmas, node_slice, sigmas_document, slice_bounds
 
-    fam, model = resolve_model(args.model, args.shift, args.prediction)
+    session = _session(args, params.SIGMAS)
+    fam, model, p = session.effective_family(), session.model_source(), session.params
     if args.json:
-        print(json.dumps(sigmas_document(fam, args.sampler, args.scheduler, args.steps, args.start, args.end,
+        print(json.dumps(sigmas_document(fam, p.sampler, p.scheduler, p.steps, p.start_at_step, p.end_at_step,
                                          model=model)))
         return 0
-    schedule = ksampler_sigmas(fam, args.sampler, args.scheduler, args.steps)
-    s, e = slice_bounds(args.steps, args.start, args.end)
-    raw = node_slice(fam, schedule, args.steps, args.start, args.end)[1].tolist()  # the node's float32 division
+    schedule = ksampler_sigmas(fam, p.sampler, p.scheduler, p.steps)
+    s, e = slice_bounds(p.steps, p.start_at_step, p.end_at_step)
+    raw = node_slice(fam, schedule, p.steps, p.start_at_step, p.end_at_step)[1].tolist()  # the node's float32 division
     if args.text:
         from .core.sigma_format import manual_sigmas_text
 
         print(manual_sigmas_text(schedule.tolist()))
         return 0
-    print(f"# {fam.name} ({fam.display_name}) {args.sampler}/{args.scheduler}, {args.steps} steps, "
+    print(f"# {fam.name} ({fam.display_name}) {p.sampler}/{p.scheduler}, {p.steps} steps, "
           f"slice [{s}:{e}] -> {e - s} frames, scale_factor {fam.latent.scale_factor}")
     print(f"{'step':>6} {'sigma (model)':>16} {'raw = sigma/scale':>18}  frame")
     for k, v in enumerate(schedule.tolist()):
@@ -129,23 +141,11 @@ class _Progress:
 
 
 def cmd_run(args) -> int:
+    from .core import params
     from .core.export import select_positions
-    from .core.latent_io import read_latent
-    from .core.unsample import UnsampleSpec, plan_unsample, run_unsample
+    from .core.unsample import plan_unsample, run_unsample
 
-    fam, model = resolve_model(args.model, args.shift, args.prediction)
-    lat = read_latent(args.latent, allow_nonfinite=args.allow_nonfinite)
-    tensor = lat.tensor
-    if lat.nonfinite:
-        import torch
-
-        print(f"warning: replacing {lat.nonfinite} NaN/Inf values of the latent with 0", file=sys.stderr)
-        tensor = torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
-    spec = UnsampleSpec(family=fam, latent=tensor, sampler=args.sampler, scheduler=args.scheduler,
-                        steps=args.steps, start_at_step=args.start, end_at_step=args.end, normalize=args.normalize,
-                        seed=args.seed, noise=args.noise, formula=args.formula, device=args.device,
-                        chunk_frames=args.chunk, threads=args.threads,
-                        source_name=os.path.basename(args.latent), source_sha256=lat.sha256, model_source=model)
+    spec = _session(args, params.RUN).spec(chunk_frames=args.chunk, threads=args.threads)
     plan = plan_unsample(spec)
     if args.range is not None or args.every != 1 or args.reverse:
         a, b = args.range if args.range is not None else (0, None)
@@ -155,22 +155,53 @@ def cmd_run(args) -> int:
         from .core.errors import ResourceError
 
         raise ResourceError(f"{args.output} already exists; pass --overwrite to replace it")
-    print(f"{fam.name}: {plan.describe()} -> {args.output}", file=sys.stderr)
+    print(f"{plan.spec.family.name}: {plan.describe()} -> {args.output}", file=sys.stderr)
     res = run_unsample(plan, _Progress(), output=args.output, overwrite=args.overwrite, max_memory=args.max_memory)
     print(f"wrote {res.path} ({plan.out_shape[0]} latents {list(plan.out_shape)}) in {res.seconds:.2f}s "
           f"on {res.device}", file=sys.stderr)
     return 0
 
 
-def _looks_like_latent(path: str) -> bool:
-    from .core.detect import classify_file
+def cmd_export(args) -> int:
+    """Any export the app writes, from the same registry (``core.exports.EXPORTS``)."""
+    from .core import exports, params
+    from .core.errors import BadParameterError, ResourceError
+    from .core.export import select_positions
 
-    return classify_file(path) == "latent"
+    kind = exports.EXPORTS[args.kind]
+    session = _session(args, params.EXPORT)
+    session.memory_cap = args.max_memory or 0
+    plan = session.ensure_plan()
+    positions = ()
+    if kind.picks_frames:
+        a, b = args.range if args.range is not None else (0, None)
+        every = args.every if args.every is not None else kind.default_every(plan.n_steps)
+        positions = tuple(select_positions(plan.n_steps, a, b, every, args.reverse))
+    path = None
+    if kind.destination == exports.FILE:
+        if not args.output:
+            raise BadParameterError(f"{kind.key} writes a file: give --output FILE")
+        path = kind.target(args.output)
+        if os.path.exists(path) and not args.overwrite:
+            raise ResourceError(f"{path} already exists; pass --overwrite to replace it")
+    elif not args.comfyui:
+        raise BadParameterError(f"{kind.key} writes into ComfyUI's input folder: give --comfyui FOLDER")
+    options = exports.options_from_cli(kind, args)
+    options.update(comfy_root=args.comfyui or "", stem=args.name or session.export_stem())
+    source = session.export_source()
+    kind.check(source)
+    what = f"{len(positions)} of {plan.n_steps} steps" if kind.picks_frames else f"{plan.n_steps} steps"
+    print(f"{kind.label}: {plan.spec.family.name}, {what} -> {path or args.comfyui}", file=sys.stderr)
+    job = exports.export_job(kind.key, source, path, positions, args.overwrite, options)
+    print(f"wrote {job(_Progress(label='exporting'))}", file=sys.stderr)
+    return 0
 
 
 def cmd_info(args) -> int:
+    from .core.inputs import is_latent_file
+
     path = args.file
-    if _looks_like_latent(path):
+    if is_latent_file(path):
         from .core.latent_io import read_latent
 
         lat = read_latent(path, allow_nonfinite=True)
@@ -190,8 +221,9 @@ def cmd_info(args) -> int:
         print(f"  sha256  {lat.sha256}")
         if lat.unsampler:
             u = lat.unsampler
-            keys = ("family", "model", "sampler", "scheduler", "steps", "start_at_step", "end_at_step", "seed",
-                    "noise", "formula", "normalize", "frames")
+            from .core import params
+
+            keys = ("family", "model", *(k for k in params.metadata(params.default()) if k != "family"), "frames")
             print("  unsampler export: " + ", ".join(f"{k}={u.get(k)}" for k in keys if k in u))
             src = u.get("source") or {}
             if src.get("name"):
@@ -282,36 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     _families_option(p, "families_before", None)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
-    def model_args(sp, required=True):
-        sp.add_argument("--model", required=required,
-                        help="a family name (see 'unsampler families'), a checkpoint file or a diffusers folder")
-        sp.add_argument("--shift", type=float, default=None, help="override the model's shift (flow models)")
-        sp.add_argument("--prediction", default=None, help="override the prediction type (EPS, V_PREDICTION, ...)")
-
-    def schedule_args(sp, steps_default):
-        sp.add_argument("--sampler", default="euler")
-        sp.add_argument("--scheduler", default="simple")
-        sp.add_argument("--steps", type=int, default=steps_default)
-        sp.add_argument("--start", type=int, default=0, help="start_at_step (default 0)")
-        sp.add_argument("--end", type=int, default=10000, help="end_at_step (default 10000)")
+    from .core import params
 
     sp = sub.add_parser("sigmas", help="print a schedule and the node's slice")
-    model_args(sp)
-    schedule_args(sp, 10000)
+    params.add_cli_options(sp, params.SIGMAS)
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g.add_argument("--text", action="store_true", help="ManualSigmas-safe text of the full schedule")
     sp.set_defaults(func=cmd_sigmas)
 
     sp = sub.add_parser("run", help="unsample a latent into a .latent batch")
-    model_args(sp)
     sp.add_argument("--latent", required=True, help="input .latent or .safetensors")
-    schedule_args(sp, 10000)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--normalize", action="store_true", help="subtract the first latent's mean (the node's option)")
-    sp.add_argument("--noise", default="independent", choices=("independent", "shared", "trajectory"))
-    sp.add_argument("--formula", default="model", choices=("model", "legacy"))
-    sp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    params.add_cli_options(sp, params.RUN)
     sp.add_argument("--output", "-o", required=True, help="the .latent to write")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     sp.add_argument("--range", type=parse_range, default=None, metavar="A:B", help="only steps A..B-1 (node order)")
@@ -324,11 +338,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     sp.set_defaults(func=cmd_run)
 
+    from .core import exports
+
+    sp = sub.add_parser("export", help="write any export the app writes (a .latent batch or part of it, into "
+                                       "ComfyUI's input folder, the sigmas, a contact sheet, an animation)")
+    sp.add_argument("kind", choices=list(exports.EXPORTS), metavar="KIND",
+                    help="; ".join(f"{k.key}: {k.label}" for k in exports.EXPORTS.values()))
+    sp.add_argument("--latent", required=True, help="input .latent or .safetensors")
+    params.add_cli_options(sp, params.EXPORT)
+    sp.add_argument("--output", "-o", help="the file to write (every kind but comfyui)")
+    sp.add_argument("--comfyui", metavar="FOLDER", help="comfyui: the ComfyUI install whose input folder gets it")
+    sp.add_argument("--name", help="comfyui: the file name's start (default: latent_family_scheduler_frames)")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    sp.add_argument("--range", type=parse_range, default=None, metavar="A:B", help="only steps A..B-1 (node order)")
+    sp.add_argument("--every", type=int, default=None, metavar="K",
+                    help="only every K-th step (default 1; pictures: enough to show about 64 or 120)")
+    sp.add_argument("--reverse", action="store_true", help="high noise first")
+    sp.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
+                    help="cap the memory a streamed .latent export holds (e.g. 2G)")
+    sp.add_argument("--allow-nonfinite", action="store_true", help="go on with NaN/Inf in the latent (zeroed)")
+    exports.add_cli_options(sp)
+    sp.set_defaults(func=cmd_export)
+
     sp = sub.add_parser("info", help="describe a latent file or a checkpoint")
     sp.add_argument("file")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--shift", type=float, default=None)
-    sp.add_argument("--prediction", default=None)
+    params.add_cli_options(sp, params.INFO)
     sp.set_defaults(func=cmd_info)
 
     sp = sub.add_parser("families", help="list the model families (built-in and your own), --json in the family "

@@ -8,6 +8,7 @@ import pytest
 
 
 from unsampler_gui import core
+from unsampler_gui.core import unsample as unsample_mod
 from unsampler_gui.qt import worker as worker_mod
 
 WAIT_MS = 30000
@@ -44,7 +45,8 @@ def slow_run(monkeypatch):
         spec = job.spec if isinstance(job, core.Plan) else job
         return real(spec.replace(chunk_frames=4), Holding(reporter), **kw)
 
-    monkeypatch.setattr(worker_mod.core, "run_unsample", run)
+    monkeypatch.setattr(worker_mod.core, "run_unsample", run)  # the window's runs
+    monkeypatch.setattr(unsample_mod, "run_unsample", run)  # the exports' runs (core.exports)
     return held
 
 
@@ -104,7 +106,7 @@ def test_close_during_run_leaves_no_thread(qtbot, settings, slow_run, set_steps)
 
 
 def test_close_during_streamed_export_leaves_no_file(window, qtbot, tmp_path, slow_run, set_steps):
-    from unsampler_gui.qt.export_dialog import LATENT
+    from unsampler_gui.core.exports import LATENT
     set_steps(window, 40)
     dlg = window.open_export(LATENT)
     qtbot.addWidget(dlg)

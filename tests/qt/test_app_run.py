@@ -10,8 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from unsampler_gui import core
-from unsampler_gui.qt.export_dialog import (ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT,
-                                            ExportDialog)
+from unsampler_gui.core.exports import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT
 
 WAIT_MS = 30000
 
@@ -162,3 +161,46 @@ def test_plots_show_the_whole_run(window, qtbot, set_steps, run_and_wait):
     qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) == 40, timeout=10000)
     vb = window.viewer.stats_plot.getPlotItem().getViewBox()
     qtbot.waitUntil(lambda: vb.viewRange()[0][1] >= 39 and vb.viewRange()[1][1] > 10, timeout=10000)
+
+
+def test_another_latent_makes_the_result_stale(window, qtbot, tmp_path, set_steps, run_and_wait):
+    """Currency is the inputs, not only the form: the same parameters on another latent are not the last run."""
+    set_steps(window, 6)
+    run_and_wait(window)
+    assert window.result_is_current()
+    path = tmp_path / "other.latent"
+    core.write_latent(path, torch.randn(1, 4, 64, 64))
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.panel.open_latent(str(path))
+    assert not window.result_is_current() and window.result() is not None
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    assert dlg.source.result is None and "no finished run" in dlg.source_label.text()
+    dlg.close()
+
+
+def test_pictures_need_no_run(window, qtbot, tmp_path, set_steps):
+    """Without a run, a picture export makes just the frames it shows (the same frames a run makes)."""
+    pytest.importorskip("PIL")
+    set_steps(window, 10)
+    assert window.result() is None
+    dlg = _export(window, qtbot, ANIMATION, tmp_path / "anim.gif")
+    from PIL import Image
+    assert dlg.last_path == str(tmp_path / "anim.gif") and Image.open(dlg.last_path).n_frames == 10
+
+
+def test_the_dialog_is_the_registry(window, qtbot):
+    from unsampler_gui.core.exports import EXPORTS
+
+    assert set(window.export_actions) == set(EXPORTS)
+    dlg = window.open_export(LATENT)
+    qtbot.addWidget(dlg)
+    assert [dlg.kind.itemData(i) for i in range(dlg.kind.count())] == list(EXPORTS)
+    for k in EXPORTS.values():
+        dlg.kind.setCurrentIndex(dlg.kind.findData(k.key))
+        shown = [name for (key, name), w in dlg.option_widgets.items() if dlg._options_layout.isRowVisible(w)]
+        assert shown == [o.name for o in k.options]
+        assert dlg.frames_box.isVisibleTo(dlg) == k.picks_frames
+        assert dlg.source_label.text() == k.source_text(dlg.source)[0]
+        assert dlg.path.text().endswith(k.ext) or k.destination != "file"
+    dlg.close()

@@ -9,7 +9,9 @@ from unsampler_gui.qt import app as app_mod
 
 
 def test_core_does_not_import_qt():
-    code = ("import sys, unsampler_gui.core, unsampler_gui.core.export, unsampler_gui.core.pictures; "
+    code = ("import sys, unsampler_gui.core, unsampler_gui.core.export, unsampler_gui.core.pictures, "
+            "unsampler_gui.core.params, unsampler_gui.core.session, unsampler_gui.core.inputs, "
+            "unsampler_gui.core.exports, unsampler_gui.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

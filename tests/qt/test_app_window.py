@@ -36,7 +36,8 @@ def test_estimate_line(window, qtbot):
 
 
 def test_cuda_item_follows_availability(window):
-    item = window.panel.device.model().item(window.panel.device.findData("cuda"))
+    device = window.panel.widget("device")
+    item = device.model().item(device.findData("cuda"))
     assert item.isEnabled() == core.devices.cuda_available()
 
 

@@ -1,16 +1,16 @@
-"""Export: the ``.latent`` batch (all frames, a step range, every k-th, node order or reversed), straight
-into ComfyUI's input folder, the sigmas (JSON, ManualSigmas text), a contact sheet and an animation.
+"""Export: one dialog for every kind in ``core.exports.EXPORTS`` (the ``.latent`` batch, straight into
+ComfyUI's input folder, the sigmas as JSON or ManualSigmas text, a contact sheet, an animation).
 
-Every export runs on a ``Worker`` with progress and Cancel; writes are atomic in core, so a cancelled
-or failed export leaves no file. A latent export with no finished run (or a run made with other
-parameters) streams a fresh run straight to the file, with bounded memory.
+The dialog is made from the registry: its kinds, each kind's option rows, the frame choice (a step
+range, every k-th, node order or reversed) for the kinds that pick frames, the destination rows, and
+the line that says what the export draws on. The export runs on a ``Worker`` with progress and Cancel;
+the job is the registry's (``core.exports.export_job``), and its writes are atomic, so a cancelled or
+failed export leaves no file.
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
@@ -19,81 +19,33 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 
 from .. import core
 from ..core.devices import human_bytes
+from ..core.exports import COMFYUI_INPUT, EXPORTS, LATENT, ExportKind, ExportOption, ExportSource, export_job
 from .settings import Settings
 from .worker import Worker
 
-LATENT, COMFYUI, SIGMAS_JSON, SIGMAS_TEXT, SHEET, ANIMATION = (
-    "latent", "comfyui", "sigmas_json", "sigmas_text", "contact_sheet", "animation")
-KINDS = {
-    LATENT: ("Latent batch (.latent)", ".latent", "ComfyUI latent (*.latent)"),
-    COMFYUI: ("Latent batch into ComfyUI's input folder", ".latent", ""),
-    SIGMAS_JSON: ("Sigmas (JSON)", ".json", "JSON (*.json)"),
-    SIGMAS_TEXT: ("Sigmas as ManualSigmas text", ".txt", "Text (*.txt)"),
-    SHEET: ("Contact sheet (PNG)", ".png", "PNG picture (*.png)"),
-    ANIMATION: ("Animation (WebP or GIF)", ".webp", "Animation (*.webp *.gif)"),
-}
-FRAME_KINDS = (LATENT, COMFYUI, SHEET, ANIMATION)
-PICTURE_KINDS = (SHEET, ANIMATION)
-#: Default number of pictures in a contact sheet / an animation (every k-th frame is chosen to fit).
-SHEET_FRAMES = 64
-ANIMATION_FRAMES = 120
+
+def _option_widget(opt: ExportOption) -> QWidget:
+    """The widget for an export option: a combo for choices, else a spin box in the option's range."""
+    if opt.choices:
+        w = QComboBox()
+        for value, label in opt.choices:
+            w.addItem(label, value)
+        w.setCurrentIndex(max(0, w.findData(opt.default)))
+    elif isinstance(opt.default, float):
+        w = QDoubleSpinBox()
+        w.setDecimals(opt.decimals or 1)
+        w.setRange(*opt.range)
+        w.setValue(opt.default)
+    else:
+        w = QSpinBox()
+        w.setRange(*opt.range)
+        w.setValue(opt.default)
+    w.setToolTip(opt.help)
+    return w
 
 
-@dataclass
-class ExportSource:
-    """What an export can draw on: the last finished run (if any) and the form's current spec."""
-
-    result: Optional[core.UnsampleResult]
-    spec: Optional[core.UnsampleSpec]
-    spec_error: str = ""
-    result_is_current: bool = True  # the result was made with the form's current parameters
-    stem: str = "unsampler"
-    n_frames: int = 0  # frames the current spec makes (from the form's estimate), for exports without a run
-
-
-def _frame_rows(result: core.UnsampleResult, positions, item: int = 0):
-    B = result.plan.batch
-    for p in positions:
-        yield result.latent[p * B + item]
-
-
-def export_job(kind: str, source: ExportSource, path: Optional[str], positions: list, overwrite: bool,
-               options: dict) -> Callable:
-    """The function that runs on the worker: ``job(reporter) -> written path``. No Qt in here."""
-    result, spec = source.result, source.spec
-
-    def job(rep) -> str:
-        if kind in (SIGMAS_JSON, SIGMAS_TEXT):
-            plan = result.plan if result is not None and source.result_is_current else core.plan_unsample(spec)
-            from ..core.export import export_sigmas_json, export_sigmas_text
-            if kind == SIGMAS_JSON:
-                return export_sigmas_json(plan, path, overwrite=overwrite)
-            return export_sigmas_text(plan, path, overwrite=overwrite, which=options.get("which", "schedule"))
-        target = path
-        if kind == COMFYUI:
-            from ..core.comfy_paths import comfy_input_dir, unique_latent_name
-            target = str(unique_latent_name(comfy_input_dir(options["comfy_root"]), options["stem"]))
-        if kind in (LATENT, COMFYUI):
-            if result is not None and result.latent is not None and source.result_is_current:
-                from ..core.export import export_latent
-                return export_latent(result, target, positions=positions, reverse=False,
-                                     overwrite=overwrite, reporter=rep)
-            # no finished run with these parameters: stream a run straight to the file
-            run = core.run_unsample(core.plan_unsample(spec.replace(frames=tuple(positions))), rep, output=target,
-                                    overwrite=overwrite, max_memory=options.get("max_memory") or None)
-            return run.path
-        from ..core import pictures
-        sig = result.sigmas
-        fam = result.plan.spec.family
-        rows = _frame_rows(result, positions, options.get("item", 0))
-        if kind == SHEET:
-            return pictures.contact_sheet(rows, fam, positions, [float(sig[p]) for p in positions], path,
-                                          cell=options.get("cell", 128), overwrite=overwrite, reporter=rep)
-        return pictures.animation(rows, fam, path, fps=options.get("fps", 12), overwrite=overwrite, reporter=rep,
-                                  size=options.get("size", 256), positions=positions,
-                                  sigmas=[float(sig[p]) for p in positions])
-
-    return job
+def _option_value(w: QWidget):
+    return w.currentData() if isinstance(w, QComboBox) else w.value()
 
 
 class ExportDialog(QDialog):
@@ -121,96 +73,25 @@ class ExportDialog(QDialog):
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
         self.kind = QComboBox()
-        for key, (label, _ext, _filt) in KINDS.items():
-            self.kind.addItem(label, key)
+        for k in EXPORTS.values():
+            self.kind.addItem(k.label, k.key)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.source_label = QLabel()
         self.source_label.setWordWrap(True)
 
-        n = self.n_steps()
-        self.frames_box = QGroupBox("Frames")
-        self.first = QSpinBox()
-        self.last = QSpinBox()
-        self.every = QSpinBox()
-        for s in (self.first, self.last):
-            s.setRange(0, max(0, n - 1))
-        self.last.setValue(max(0, n - 1))
-        self.every.setRange(1, max(1, n))
-        self.all_button = QPushButton("All")
-        self.all_button.clicked.connect(self._select_all)
-        self.node_order = QRadioButton("Node order (low to high noise)")
-        self.reversed = QRadioButton("Reversed (high to low noise)")
-        self.node_order.setChecked(True)
-        self.count_label = QLabel()
-        fl = QFormLayout(self.frames_box)
-        rng = QHBoxLayout()
-        rng.addWidget(QLabel("steps"))
-        rng.addWidget(self.first)
-        rng.addWidget(QLabel("to"))
-        rng.addWidget(self.last)
-        rng.addWidget(QLabel("every"))
-        rng.addWidget(self.every)
-        rng.addWidget(self.all_button)
-        fl.addRow(rng)
-        fl.addRow(self.node_order)
-        fl.addRow(self.reversed)
-        fl.addRow(self.count_label)
-        for w in (self.first, self.last, self.every):
-            w.valueChanged.connect(self._update_count)
-        self.node_order.toggled.connect(self._update_count)
+        self.frames_box = self._build_frames()
 
+        # every kind's options, each kind's rows shown only while it is chosen
         self.options_box = QGroupBox("Options")
-        ol = QFormLayout(self.options_box)
-        self.which = QComboBox()
-        self.which.addItem("Full schedule (high to low, for a sampler)", "schedule")
-        self.which.addItem("The node's slice (low to high)", "slice")
-        self.cell = QSpinBox()
-        self.cell.setRange(32, 512)
-        self.cell.setValue(128)
-        self.fps = QDoubleSpinBox()
-        self.fps.setRange(0.5, 60)
-        self.fps.setValue(12)
-        self.size = QSpinBox()
-        self.size.setRange(32, 1024)
-        self.size.setValue(256)
-        ol.addRow("Sigmas", self.which)
-        ol.addRow("Cell size (px)", self.cell)
-        ol.addRow("Frames per second", self.fps)
-        ol.addRow("Size (px)", self.size)
-        self._option_rows = {SIGMAS_TEXT: [self.which], SHEET: [self.cell], ANIMATION: [self.fps, self.size]}
-        self._options_layout = ol
+        self._options_layout = QFormLayout(self.options_box)
+        self.option_widgets: dict = {}  # (kind, option name) -> widget
+        for k in EXPORTS.values():
+            for opt in k.options:
+                w = _option_widget(opt)
+                self.option_widgets[(k.key, opt.name)] = w
+                self._options_layout.addRow(opt.label, w)
 
-        self.dest_box = QGroupBox("Save to")
-        dl = QFormLayout(self.dest_box)
-        self.path = QLineEdit()
-        self.browse = QPushButton("Browse…")
-        self.browse.clicked.connect(self._browse)
-        prow = QHBoxLayout()
-        prow.addWidget(self.path, 1)
-        prow.addWidget(self.browse)
-        self.path_row = QWidget()
-        self.path_row.setLayout(prow)
-        prow.setContentsMargins(0, 0, 0, 0)
-        self.comfy_root = QLineEdit(self.settings.comfy_root)
-        self.comfy_root.setPlaceholderText("the folder that holds ComfyUI's main.py")
-        self.comfy_browse = QPushButton("Browse…")
-        self.comfy_browse.clicked.connect(self._browse_comfy)
-        crow = QHBoxLayout()
-        crow.setContentsMargins(0, 0, 0, 0)
-        crow.addWidget(self.comfy_root, 1)
-        crow.addWidget(self.comfy_browse)
-        self.comfy_row = QWidget()
-        self.comfy_row.setLayout(crow)
-        self.stem = QLineEdit(self.source.stem)
-        self.comfy_note = QLabel()
-        self.comfy_note.setWordWrap(True)
-        dl.addRow("File", self.path_row)
-        dl.addRow("ComfyUI folder", self.comfy_row)
-        dl.addRow("Name", self.stem)
-        dl.addRow(self.comfy_note)
-        self._dest_layout = dl
-        self.comfy_root.textChanged.connect(self._update_comfy_note)
-        self.stem.textChanged.connect(self._update_comfy_note)
+        self.dest_box = self._build_destination()
 
         self.progress = QProgressBar()
         self.progress.setVisible(False)
@@ -235,19 +116,72 @@ class ExportDialog(QDialog):
             lay.addWidget(w)
         self.resize(560, 0)
 
+    def _build_frames(self) -> QGroupBox:
+        n = self.n_steps()
+        box = QGroupBox("Frames")
+        self.first = QSpinBox()
+        self.last = QSpinBox()
+        self.every = QSpinBox()
+        for s in (self.first, self.last):
+            s.setRange(0, max(0, n - 1))
+        self.last.setValue(max(0, n - 1))
+        self.every.setRange(1, max(1, n))
+        self.all_button = QPushButton("All")
+        self.all_button.clicked.connect(self._select_all)
+        self.node_order = QRadioButton("Node order (low to high noise)")
+        self.reversed = QRadioButton("Reversed (high to low noise)")
+        self.node_order.setChecked(True)
+        self.count_label = QLabel()
+        fl = QFormLayout(box)
+        rng = QHBoxLayout()
+        for w in (QLabel("steps"), self.first, QLabel("to"), self.last, QLabel("every"), self.every,
+                  self.all_button):
+            rng.addWidget(w)
+        fl.addRow(rng)
+        fl.addRow(self.node_order)
+        fl.addRow(self.reversed)
+        fl.addRow(self.count_label)
+        for w in (self.first, self.last, self.every):
+            w.valueChanged.connect(self._update_count)
+        self.node_order.toggled.connect(self._update_count)
+        return box
+
+    def _build_destination(self) -> QGroupBox:
+        box = QGroupBox("Save to")
+        dl = QFormLayout(box)
+        self.path = QLineEdit()
+        self.browse = QPushButton("Browse…")
+        self.browse.clicked.connect(self._browse)
+        self.path_row = _row(self.path, self.browse)
+        self.comfy_root = QLineEdit(self.settings.comfy_root)
+        self.comfy_root.setPlaceholderText("the folder that holds ComfyUI's main.py")
+        self.comfy_browse = QPushButton("Browse…")
+        self.comfy_browse.clicked.connect(self._browse_comfy)
+        self.comfy_row = _row(self.comfy_root, self.comfy_browse)
+        self.stem = QLineEdit(self.source.stem)
+        self.comfy_note = QLabel()
+        self.comfy_note.setWordWrap(True)
+        dl.addRow("File", self.path_row)
+        dl.addRow("ComfyUI folder", self.comfy_row)
+        dl.addRow("Name", self.stem)
+        dl.addRow(self.comfy_note)
+        self._dest_layout = dl
+        self.comfy_root.textChanged.connect(self._update_comfy_note)
+        self.stem.textChanged.connect(self._update_comfy_note)
+        return box
+
     # -- state ------------------------------------------------------------------------------------
     def current_kind(self) -> str:
         return self.kind.currentData()
 
+    def export_kind(self) -> ExportKind:
+        return EXPORTS[self.current_kind()]
+
     def has_result(self) -> bool:
-        r = self.source.result
-        return r is not None and r.latent is not None and self.source.result_is_current
+        return self.source.has_frames
 
     def n_steps(self) -> int:
-        r = self.source.result
-        if r is not None and self.source.result_is_current:
-            return len(r.plan.positions)
-        return int(self.source.n_frames or 0)
+        return self.source.n_frames
 
     def positions(self) -> list:
         """Chosen steps, in output order."""
@@ -260,71 +194,49 @@ class ExportDialog(QDialog):
             raise core.BadParameterError(f"the range {a}..{b} is empty")
         return select_positions(n, a, b + 1, self.every.value(), reverse=self.reversed.isChecked())
 
+    def option_widget(self, name: str) -> QWidget:
+        """The widget of the current kind's option ``name``."""
+        return self.option_widgets[(self.current_kind(), name)]
+
     def options(self) -> dict:
-        return {"which": self.which.currentData(), "cell": self.cell.value(), "fps": self.fps.value(),
-                "size": self.size.value(), "comfy_root": self.comfy_root.text().strip(),
-                "stem": self.stem.text().strip() or "unsampler", "max_memory": self.settings.memory_cap}
+        """The current kind's options, and where a ComfyUI export goes."""
+        k = self.export_kind()
+        out = {opt.name: _option_value(self.option_widgets[(k.key, opt.name)]) for opt in k.options}
+        out.update(comfy_root=self.comfy_root.text().strip(), stem=self.stem.text().strip() or "unsampler")
+        return out
 
     def target_path(self) -> Optional[str]:
-        if self.current_kind() == COMFYUI:
-            return None
+        k = self.export_kind()
         p = self.path.text().strip()
-        if not p:
+        if k.destination == COMFYUI_INPUT or not p:
             return None
-        ext = KINDS[self.current_kind()][1]
-        if not os.path.splitext(p)[1]:
-            p += ext
-        return os.path.abspath(os.path.expanduser(p))
+        return k.target(p)
 
     # -- reactions --------------------------------------------------------------------------------
     @Slot()
     def _kind_changed(self, *_):
-        kind = self.current_kind()
-        self.frames_box.setVisible(kind in FRAME_KINDS)
-        for k, widgets in self._option_rows.items():
-            for w in widgets:
-                self._options_layout.setRowVisible(w, k == kind)
-        self.options_box.setVisible(kind in self._option_rows)
-        comfy = kind == COMFYUI
+        k = self.export_kind()
+        self.frames_box.setVisible(k.picks_frames)
+        for (key, _name), w in self.option_widgets.items():
+            self._options_layout.setRowVisible(w, key == k.key)
+        self.options_box.setVisible(bool(k.options))
+        comfy = k.destination == COMFYUI_INPUT
         self._dest_layout.setRowVisible(self.path_row, not comfy)
-        self._dest_layout.setRowVisible(self.comfy_row, comfy)
-        self._dest_layout.setRowVisible(self.stem, comfy)
-        self._dest_layout.setRowVisible(self.comfy_note, comfy)
-        ext = KINDS[kind][1]
-        folder = self.settings.folder("export")
+        for w in (self.comfy_row, self.stem, self.comfy_note):
+            self._dest_layout.setRowVisible(w, comfy)
         cur = self.path.text().strip()
         base = os.path.splitext(os.path.basename(cur))[0] if cur else self.source.stem
-        if kind == ANIMATION and cur.lower().endswith(".gif"):
-            ext = ".gif"
-        self.path.setText(os.path.join(os.path.dirname(cur) if cur else folder, base + ext))
-        n = self.n_steps()
-        if kind in PICTURE_KINDS and n:
-            want = SHEET_FRAMES if kind == SHEET else ANIMATION_FRAMES
-            self.every.setValue(max(1, math.ceil(n / want)))
-        elif kind in (LATENT, COMFYUI):
-            self.every.setValue(1)
+        ext = os.path.splitext(cur)[1].lower() if cur else ""
+        ext = ext if ext in k.exts else k.ext
+        self.path.setText(os.path.join(os.path.dirname(cur) if cur else self.settings.folder("export"), base + ext))
+        if k.picks_frames:
+            self.every.setValue(k.default_every(self.n_steps()))
         self._update_source_label()
         self._update_count()
         self._update_comfy_note()
 
     def _update_source_label(self) -> None:
-        kind = self.current_kind()
-        r = self.source.result
-        if kind in (SIGMAS_JSON, SIGMAS_TEXT):
-            text = "the sigmas of the current parameters (no run needed)"
-            ok = self.source.spec is not None or r is not None
-        elif self.has_result():
-            text = f"from the last run: {len(r.plan.positions)} frames of {list(r.plan.out_shape)}"
-            ok = True
-        elif kind in PICTURE_KINDS:
-            text = "pictures need a finished run with the current parameters: press Run first"
-            ok = False
-        else:
-            text = ("no finished run with the current parameters: the export runs the unsampler straight to the "
-                    "file, with bounded memory")
-            ok = self.source.spec is not None
-        if not ok and self.source.spec_error:
-            text += f" ({self.source.spec_error})"
+        text, ok = self.export_kind().source_text(self.source)
         self.source_label.setText(text)
         self.export_button.setEnabled(ok and not self.worker.is_running())
 
@@ -335,11 +247,7 @@ class ExportDialog(QDialog):
         except core.UnsamplerError as e:
             self.count_label.setText(str(e))
             return
-        r = self.source.result
-        spec = self.source.spec
-        B = r.plan.batch if r is not None else (int(spec.latent.shape[0]) if spec is not None else 1)
-        fb = r.plan.frame_bytes if r is not None else (
-            4 * math.prod(spec.latent.shape[1:]) if spec is not None else 0)
+        B, fb = self.source.batch, self.source.frame_bytes
         self.count_label.setText(f"{len(pos)} steps × {B} = {len(pos) * B} latents, "
                                  f"{human_bytes(len(pos) * B * fb)}")
 
@@ -357,8 +265,7 @@ class ExportDialog(QDialog):
 
     @Slot()
     def _browse(self) -> None:
-        kind = self.current_kind()
-        path, _ = QFileDialog.getSaveFileName(self, "Export", self.path.text(), KINDS[kind][2],
+        path, _ = QFileDialog.getSaveFileName(self, "Export", self.path.text(), self.export_kind().filter,
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             self.path.setText(path)
@@ -380,17 +287,12 @@ class ExportDialog(QDialog):
     @Slot()
     def start_export(self) -> bool:
         """Check the choices, ask about an existing file, and start the export on the worker."""
-        kind = self.current_kind()
+        k = self.export_kind()
         try:
-            positions = self.positions() if kind in FRAME_KINDS else []
-            if kind in PICTURE_KINDS and not self.has_result():
-                raise core.BadParameterError("pictures need a finished run with the current parameters: run first")
-            if kind not in (SIGMAS_JSON, SIGMAS_TEXT) and not self.has_result() and self.source.spec is None:
-                raise core.BadParameterError(self.source.spec_error or "nothing to export")
-            if kind in (SIGMAS_JSON, SIGMAS_TEXT) and self.source.spec is None and self.source.result is None:
-                raise core.BadParameterError(self.source.spec_error or "nothing to export")
+            positions = self.positions() if k.picks_frames else []
+            k.check(self.source)
             path = self.target_path()
-            if kind == COMFYUI:
+            if k.destination == COMFYUI_INPUT:
                 if not self.comfy_root.text().strip():
                     raise core.BadParameterError("choose the ComfyUI folder (the one that holds main.py)")
                 self.settings.comfy_root = self.comfy_root.text().strip()
@@ -412,7 +314,7 @@ class ExportDialog(QDialog):
         self._set_status("exporting…")
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.worker.run_in_thread(export_job(kind, self.source, path, positions, overwrite, self.options()))
+        self.worker.run_in_thread(export_job(k.key, self.source, path, positions, overwrite, self.options()))
         return True
 
     @Slot(int, int)
@@ -454,3 +356,12 @@ class ExportDialog(QDialog):
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def _row(*widgets) -> QWidget:
+    row = QWidget()
+    lay = QHBoxLayout(row)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for i, w in enumerate(widgets):
+        lay.addWidget(w, 1 if i == 0 else 0)
+    return row

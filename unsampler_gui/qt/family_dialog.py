@@ -347,7 +347,7 @@ def define_family(window) -> FamilyDialog:
     dlg = FamilyDialog(base, window)
 
     def saved(name: str, path: str) -> None:
-        fill_family_combo(panel.family)
+        panel.refresh_families()
         panel.set_family(name)
         window.show_status(f"family {name} saved to {path}")
 

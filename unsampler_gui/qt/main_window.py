@@ -1,15 +1,15 @@
 """The main window: composition only.
 
-It builds the widgets (each takes its model in ``__init__``), lays them out in docks, wires signals,
-and owns the menus, the status bar and the run's progress. The frames of a run go
-worker -> ``FrameStore`` -> grid and viewer; a frame selected in the grid, the viewer or the sigma
-plot is selected in the other two.
+It builds the models (the ``core.session.Session`` that holds the inputs and the last run, the
+``FrameStore``) and the widgets (each takes its model in ``__init__``), lays them out in docks, wires
+signals, and owns the menus and the status bar. The run itself is the session's, started through
+``RunController``. The frames of a run go worker -> ``FrameStore`` -> grid and viewer; a frame selected
+in the grid, the viewer or the sigma plot is selected in the other two.
 """
 from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Optional
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
@@ -18,22 +18,22 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, Q
                                QProgressBar, QScrollArea, QToolButton, QWidget)
 
 from .. import core
-from ..core.devices import human_bytes
+from ..core.exports import EXPORTS, LATENT
+from ..core.inputs import OPENABLE_EXTS
+from ..core.session import Session
 from . import errors, resource_path
-from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT, ExportDialog, ExportSource
+from .export_dialog import ExportDialog
 from .family_dialog import define_family
+from .frame_store import FrameStore
+from .frame_viewer import FrameViewer
 from .param_panel import ParamPanel
+from .run_controller import RunController
 from .settings import Settings
 from .sigma_plot import SigmaPlot
+from .thumbnail_grid import ThumbnailGrid, link
 from .worker import UnsampleWorker
 
 log = logging.getLogger("unsampler")
-
-from .frame_store import FrameStore
-from .frame_viewer import FrameViewer
-from .thumbnail_grid import ThumbnailGrid, link
-
-LATENT_SUFFIXES = (".latent", ".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 
 
 class MainWindow(QMainWindow):
@@ -44,12 +44,6 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Optional[Settings] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.settings = settings or Settings()
-        self._result: Optional[core.UnsampleResult] = None
-        self._result_params: Optional[dict] = None
-        self._run_params: Optional[dict] = None
-        self._run_pending = False
-        self._t0 = 0.0
-        self._latent_name = ""
         self._export: Optional[ExportDialog] = None
         self._closed = False
         self.setAcceptDrops(True)
@@ -57,11 +51,14 @@ class MainWindow(QMainWindow):
         self.resize(1500, 950)
 
         # models and workers
+        self.session = Session()
+        self.session.memory_cap = self.settings.memory_cap
         self.store = FrameStore(self, notify_interval_ms=100)  # views repaint at most ~10 times a second
         self.worker = UnsampleWorker(self)
 
         # widgets
-        self.panel = ParamPanel(self.settings)
+        self.panel = ParamPanel(self.session, self.settings)
+        self.runner = RunController(self.session, self.worker, self.panel.is_loading, self)
         self.plot = SigmaPlot()
         self.grid = ThumbnailGrid(self.store)
         self.viewer = FrameViewer(self.store)
@@ -141,12 +138,8 @@ class MainWindow(QMainWindow):
         self.open_checkpoint_action = self._action(f, "Open &checkpoint…", self.panel.browse_checkpoint, "Ctrl+Shift+O")
         self.open_sample_action = self._action(f, "Open the &sample latent", self.open_sample)
         f.addSeparator()
-        self.export_action = self._action(f, "&Export latent…", lambda: self.open_export(LATENT), "Ctrl+E")
-        self._action(f, "Export to Comfy&UI…", lambda: self.open_export(COMFYUI), "Ctrl+Shift+E")
-        self._action(f, "Export sigmas (&JSON)…", lambda: self.open_export(SIGMAS_JSON))
-        self._action(f, "Export sigmas for &ManualSigmas…", lambda: self.open_export(SIGMAS_TEXT))
-        self._action(f, "Export contact &sheet…", lambda: self.open_export(SHEET))
-        self._action(f, "Export &animation…", lambda: self.open_export(ANIMATION))
+        self.export_actions = {k.key: self._action(f, k.menu, lambda _=False, key=k.key: self.open_export(key),
+                                                   k.shortcut or None) for k in EXPORTS.values()}
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -177,23 +170,24 @@ class MainWindow(QMainWindow):
         self._action(h, "&About Unsampler", self.about)
 
     def _connect(self) -> None:
-        p, w = self.panel, self.worker
-        p.changed.connect(self._params_changed)
-        p.runRequested.connect(self.start_run)
-        p.cancelRequested.connect(self.cancel_run)
-        p.latentChanged.connect(self._latent_changed)
+        p, w, r = self.panel, self.worker, self.runner
+        p.changed.connect(lambda: self.plot.set_request(p.schedule_request()))
+        p.changed.connect(r.inputs_changed)
+        p.runRequested.connect(r.start)
+        p.cancelRequested.connect(r.cancel)
+        p.latentChanged.connect(self._update_title)
         p.status.connect(self.show_status)
         p.error.connect(self.show_error)
-        p.idle.connect(self._panel_idle)
-        self.plot.failed.connect(lambda t: None)
-        w.started.connect(self._run_started)
-        w.planned.connect(self._run_planned)
-        w.progress.connect(self._run_progress)
+        p.idle.connect(r.files_idle)
+        r.busyChanged.connect(self._set_busy)
+        r.status.connect(self.show_status)
+        r.error.connect(self.show_error)
+        r.planned.connect(self.store.begin)
+        r.progressed.connect(self._show_progress)
+        r.resultReady.connect(self.store.finish)
+        r.discarded.connect(self.store.clear)
+        r.finished.connect(self.runFinished)
         w.message.connect(self.show_status)
-        w.result.connect(self._run_result)
-        w.error.connect(self._run_error)
-        w.cancelled.connect(self._run_cancelled)
-        w.finished.connect(self._run_finished)
         w.partial.connect(self.store.add)
         # a run pauses after its first frames until the grid and the viewer have shown them
         w.views_busy = lambda: self.grid.thumbnail_model().busy() or self.viewer.busy()
@@ -206,9 +200,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         if state is not None:
             self.restoreState(state)
-        last = self.settings.last_params()
-        if last:
-            self.panel.set_params(last, family=False)
+        self.panel.set_params(self.settings.last_params(), family=False)
 
     # -- files --------------------------------------------------------------------------------
     def open_file(self, path: str) -> None:
@@ -254,113 +246,36 @@ class MainWindow(QMainWindow):
         for url in md.urls():
             if url.isLocalFile():
                 path = url.toLocalFile()
-                if path.lower().endswith(LATENT_SUFFIXES) or os.path.isdir(path):
+                if path.lower().endswith(OPENABLE_EXTS) or os.path.isdir(path):
                     out.append(path)
         return out
 
-    # -- run --------------------------------------------------------------------------------------
-    @Slot()
+    # -- run (the session's, through the RunController) --------------------------------------------
     def start_run(self) -> bool:
         """Start a run with the form's parameters (cancelling one in progress)."""
-        if self.panel.is_loading():
-            self._run_pending = True
-            self.show_status("waiting for the file to load…")
-            return False
-        try:
-            spec = self.panel.spec()
-            if self.panel.estimate_error():  # the form already knows these parameters cannot run
-                raise core.BadParameterError(self.panel.estimate_error())
-        except core.UnsamplerError as e:
-            self.show_status(str(e))
-            self.show_error("Run", str(e))
-            return False
-        est = self.panel.estimate()
-        cap = self.settings.memory_cap
-        if est is not None and cap and est.out_bytes > cap:
-            msg = (f"the output needs {human_bytes(est.out_bytes)}, over the memory cap of {human_bytes(cap)} "
-                   "(Settings > Memory cap): export straight to a file instead, or use fewer steps")
-            self.show_status(msg)
-            self.show_error("Run", msg)
-            return False
-        self._run_params = self.panel.params()
-        self._result = None
-        self._result_params = None
-        self.worker.run(spec)
-        return True
+        return self.runner.start()
 
-    @Slot()
     def cancel_run(self) -> None:
-        if self.worker.is_running():
-            self.worker.cancel()
-            self.show_status("cancelling…")
+        self.runner.cancel()
 
     def run_when_ready(self) -> None:
         """Run as soon as the files being opened have arrived (``--run``)."""
-        if self.panel.is_loading():
-            self._run_pending = True
-        else:
-            self.start_run()
+        self.runner.run_when_ready()
 
     def is_running(self) -> bool:
-        return self.worker.is_running()
+        return self.runner.is_running()
 
     def result(self) -> Optional[core.UnsampleResult]:
         """The last finished run."""
-        return self._result
+        return self.session.result
 
     def result_is_current(self) -> bool:
-        return self._result is not None and self._result_params == self.panel.params()
+        return self.session.is_current()
 
-    @Slot()
-    def _run_started(self) -> None:
-        self._t0 = time.monotonic()
-        self._set_busy(True)
-        self.progress.setRange(0, 0)
-        self.show_status("running…")
-
-    @Slot(object)
-    def _run_planned(self, plan) -> None:
-        self.store.begin(plan)
-        self.progress.setRange(0, len(plan.positions))
-        self.progress.setValue(0)
-        self.show_status(f"running: {plan.describe()} on {plan.device.type}")
-
-    @Slot(int, int)
-    def _run_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(1, total))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{done}/{total} frames")
-        elapsed = time.monotonic() - self._t0
-        if 0 < done < total and elapsed > 0.3:
-            self.eta_label.setText(f"ETA {_duration(elapsed * (total - done) / done)}")
-        elif done >= total:
-            self.eta_label.setText("")
-
-    @Slot(object)
-    def _run_result(self, result) -> None:
-        self._result = result
-        self._result_params = self._run_params
-        self.store.finish(result)
-        n = len(result.plan.positions) * result.plan.batch
-        self.show_status(f"{n} latents {list(result.plan.out_shape)} in {result.seconds:.2f} s on {result.device}")
-
-    @Slot(str)
-    def _run_error(self, text: str) -> None:
-        self.store.clear()
-        self.show_status(text)
-        self.show_error("Run", text)
-
-    @Slot()
-    def _run_cancelled(self) -> None:
-        self.store.clear()
-        self.show_status("cancelled: nothing was kept")
-
-    @Slot()
-    def _run_finished(self) -> None:
-        self._set_busy(False)
-        self.runFinished.emit()
-
+    @Slot(bool)
     def _set_busy(self, busy: bool) -> None:
+        if busy:
+            self.progress.setRange(0, 0)
         self.progress.setVisible(busy)
         self.eta_label.setVisible(busy)
         self.eta_label.setText("")
@@ -368,24 +283,14 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(busy)
         self.panel.set_busy(busy)
 
+    @Slot(int, int, str, str)
+    def _show_progress(self, done: int, total: int, text: str, eta: str) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(text)
+        self.eta_label.setText(eta)
+
     # -- reactions --------------------------------------------------------------------------------
-    @Slot()
-    def _params_changed(self) -> None:
-        self.plot.set_request(self.panel.schedule_request())
-        if self._result is not None and not self.result_is_current():
-            self.show_status("parameters changed since the last run: Run to update the frames")
-
-    @Slot(object)
-    def _latent_changed(self, latent) -> None:
-        self._latent_name = latent.name
-        self._update_title()
-
-    @Slot()
-    def _panel_idle(self) -> None:
-        if self._run_pending:
-            self._run_pending = False
-            self.start_run()
-
     def select_frame(self, frame: int) -> None:
         """Select a frame in the grid, the viewer and the sigma plot."""
         self._sync_selection(frame, None)
@@ -395,8 +300,10 @@ class MainWindow(QMainWindow):
             if w is not source:
                 w.select_frame(frame)
 
-    def _update_title(self) -> None:
-        self.setWindowTitle(f"Unsampler — {self._latent_name}" if self._latent_name else "Unsampler")
+    @Slot()
+    def _update_title(self, *_) -> None:
+        lat = self.session.latent
+        self.setWindowTitle(f"Unsampler — {lat.name}" if lat is not None else "Unsampler")
 
     @Slot(str)
     def show_status(self, text: str) -> None:
@@ -409,25 +316,11 @@ class MainWindow(QMainWindow):
             errors.show_error(self, title, text)
 
     # -- exports, settings, help ------------------------------------------------------------------
-    def export_source(self) -> ExportSource:
-        try:
-            spec, spec_error = self.panel.spec(), ""
-        except core.UnsamplerError as e:
-            spec, spec_error = None, str(e)
-        est = self.panel.estimate()
-        lat = self.panel.latent()
-        stem = os.path.splitext(lat.name)[0] if lat is not None else "unsampler"
-        p = self.panel.params()
-        stem = f"{stem}_{p['family']}_{p['scheduler']}_{est.n_frames if est else p['steps']}"
-        return ExportSource(result=self._result, spec=spec, spec_error=spec_error,
-                            result_is_current=self.result_is_current(), stem=stem,
-                            n_frames=est.n_frames if est else 0)
-
     def open_export(self, kind: str = LATENT) -> ExportDialog:
         if self._export is not None:
             self._export.shutdown()
             self._export.deleteLater()
-        self._export = ExportDialog(self.export_source(), self.settings, kind, self)
+        self._export = ExportDialog(self.session.export_source(), self.settings, kind, self)
         self._export.exported.connect(lambda path: self.show_status(f"saved {path}"))
         self._export.open()
         return self._export
@@ -454,7 +347,8 @@ class MainWindow(QMainWindow):
                                            cur, 0.0, 4096.0, 1)
         if ok:
             self.settings.memory_cap = int(value * 1e9)
-            self.panel.changed.emit()
+            self.session.memory_cap = self.settings.memory_cap
+            self.panel.refresh_estimate()
 
     @Slot()
     def show_log(self) -> None:
@@ -486,7 +380,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             try:
                 self.settings.save_window(self.saveGeometry(), self.saveState())
-                self.settings.set_last_params(self.panel.params())
+                self.settings.set_last_params(self.panel.run_params())
                 self.settings.sync()
             except Exception as e:  # settings must never stop the window from closing
                 errors.log_exception(e, "saving settings")
@@ -495,12 +389,3 @@ class MainWindow(QMainWindow):
 
     def sizeHint(self) -> QSize:
         return QSize(1500, 950)
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"

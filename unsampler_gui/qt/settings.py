@@ -12,6 +12,8 @@ from typing import Optional
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..core import params as run_params
+
 ORGANIZATION = "Unsampler"
 APPLICATION = "Unsampler"
 
@@ -76,15 +78,16 @@ class Settings:
         self.q.setValue("window/state", state)
 
     # -- parameters ----------------------------------------------------------------------------
-    def last_params(self) -> dict:
+    def last_params(self) -> run_params.RunParams:
+        """The run parameters of the last session; the defaults for anything missing or not valid."""
         try:
             v = json.loads(self._str("params/last", "{}"))
         except json.JSONDecodeError:
-            return {}
-        return v if isinstance(v, dict) else {}
+            v = {}
+        return run_params.from_dict(v)
 
-    def set_last_params(self, params: dict) -> None:
-        self.q.setValue("params/last", json.dumps(params))
+    def set_last_params(self, params: run_params.RunParams) -> None:
+        self.q.setValue("params/last", json.dumps(run_params.to_dict(params)))
 
     def sync(self) -> None:
         self.q.sync()

@@ -24,12 +24,12 @@ from .state_dict import KeyIndex, index_from_safetensors
 from .pickle_reader import read_torch_pickle, read_torch_zip
 from .rules import ArchMatch, detect_architecture
 from ..errors import BadFileError, BadParameterError
-from ..families import Family, get_family
+from ..families import SHIFT_KINDS, Family, get_family
 from ..safetensors_io import read_header
 
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
-SHIFTABLE_KINDS = ("flow", "flux", "stable_cascade")
+SHIFTABLE_KINDS = SHIFT_KINDS
 _PREDICTION_WORDS = {"epsilon": "EPS", "eps": "EPS", "v": "V_PREDICTION", "v_prediction": "V_PREDICTION",
                      "v-prediction": "V_PREDICTION", "vpred": "V_PREDICTION", "flow": "CONST",
                      "rectified_flow": "CONST"}

@@ -1,0 +1,107 @@
+"""The inputs a user opens: a latent file, or a model (a checkpoint, a diffusers folder, a family name).
+
+These functions read files, so the app calls them on worker threads and the CLI calls them directly.
+Nothing here changes any state: each returns a new record (``LoadedLatent``, ``DetectedModel``, or
+``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .latent_io import NonFiniteLatentError, read_latent
+
+#: A file with one of these names is a model, never a latent.
+CHECKPOINT_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
+#: A file with this name is a latent (ComfyUI's SaveLatent / LoadLatent).
+LATENT_EXTS = (".latent",)
+#: What can be opened or dropped: latents, safetensors files (a latent or a model) and checkpoints.
+OPENABLE_EXTS = LATENT_EXTS + (".safetensors",) + CHECKPOINT_EXTS
+
+
+@dataclass
+class LoadedLatent:
+    """A latent read from a file (float32, multiplier applied, NaN/Inf zeroed when the user allowed it)."""
+
+    tensor: torch.Tensor  # float32 CPU tensor [B, C, H, W] or [B, C, T, H, W]
+    name: str
+    path: Optional[str]
+    sha256: Optional[str]
+    stored_dtype: str
+    kind: str  # "latent", "legacy latent" or "safetensors" (see ``core.latent_io.LatentFile``)
+    summary: dict
+    unsampler: Optional[dict] = None  # an Unsampler export's parameters
+    is_sample: bool = False
+    nonfinite: int = 0  # NaN/Inf values that were replaced by 0
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.tensor.shape)
+
+
+@dataclass(frozen=True)
+class NonFiniteLatent:
+    """A latent that holds NaN/Inf values: the user is asked before it is used (with them zeroed)."""
+
+    path: str
+    count: int
+    is_sample: bool = False
+
+
+@dataclass
+class DetectedModel:
+    """A checkpoint (or family name) and what ``core.detect.resolve_model`` made of it."""
+
+    source: str  # what the user named: a path, or a family name
+    detection: object  # core.detect.Detection: .family, .family_obj, .prediction, .shift, .evidence
+
+    @property
+    def family(self) -> str:
+        return self.detection.family
+
+
+def open_latent(path, is_sample: bool = False, allow_nonfinite: bool = False) -> LoadedLatent:
+    """Read and summarise a latent file. NaN/Inf values are a ``NonFiniteLatentError`` unless allowed;
+    allowed, they are replaced by 0 and counted in ``nonfinite``."""
+    path = os.fspath(path)
+    lf = read_latent(path, allow_nonfinite=allow_nonfinite)
+    if lf.nonfinite:
+        lf.tensor = torch.nan_to_num(lf.tensor, nan=0.0, posinf=0.0, neginf=0.0)
+    return LoadedLatent(tensor=lf.tensor, name=os.path.basename(path), path=os.path.abspath(path), sha256=lf.sha256,
+                        stored_dtype=lf.stored_dtype, kind=lf.kind, summary=lf.summary(), unsampler=lf.unsampler,
+                        is_sample=is_sample, nonfinite=lf.nonfinite)
+
+
+def load_latent(path, is_sample: bool = False, allow_nonfinite: bool = False):
+    """``open_latent`` for the app: NaN/Inf values give a ``NonFiniteLatent`` (to ask the user about)."""
+    try:
+        return open_latent(path, is_sample, allow_nonfinite)
+    except NonFiniteLatentError:
+        bad = read_latent(path, allow_nonfinite=True).nonfinite
+        return NonFiniteLatent(os.fspath(path), bad, is_sample)
+
+
+def detect_model(path_or_name: str) -> DetectedModel:
+    """A model from what the user named (``core.detect.resolve_model``; no weights are loaded)."""
+    from .detect import resolve_model
+
+    return DetectedModel(source=path_or_name, detection=resolve_model(path_or_name, shift=None, prediction=None))
+
+
+def is_latent_file(path) -> bool:
+    """Is this file a latent (True) or a model (False)? ``core.detect.classify_file`` decides it."""
+    from .detect import classify_file
+
+    return classify_file(path) == "latent"
+
+
+def load_dropped(path):
+    """A file dropped or named without saying what it is: a latent, or else a model."""
+    return load_latent(path) if is_latent_file(path) else detect_model(os.fspath(path))
+
+
+__all__ = ["LoadedLatent", "NonFiniteLatent", "DetectedModel", "open_latent", "load_latent", "detect_model",
+           "is_latent_file", "load_dropped", "CHECKPOINT_EXTS", "LATENT_EXTS", "OPENABLE_EXTS"]

@@ -1,0 +1,295 @@
+"""The session: the inputs of a run and the last run, with no Qt.
+
+It holds the latent, the model (the checkpoint's detection, when one was opened), the run parameters
+(``RunParams``) and the last result with the inputs it was made from. The window and the command
+line each drive one. It answers:
+
+- **what would run**: ``spec()`` and its ``plan()``, planned once for the current inputs (the app plans
+  off the GUI thread through ``plan_job()`` and ``take_plan()``; the CLI calls ``ensure_plan()``);
+- **is the result current**: ``is_current()`` compares the frozen ``RunParams`` and the identity of the
+  latent and the model the result was made from with the current ones;
+- **what can be exported**: ``export_source()``.
+
+It also keeps the run's lifecycle: the checks before a run (``begin_run``), its progress and ETA, its
+result, and a run asked for while files are still being read (``run_pending``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from . import params as run_params
+from .devices import available_memory, human_bytes
+from .errors import BadParameterError, ResourceError, UnsamplerError
+from .exports import ExportSource
+from .families import Family, families_for_channels, get_family
+from .unsample import Plan, UnsampleResult, plan_unsample
+
+
+@dataclass(frozen=True, eq=False)
+class Inputs:
+    """What a run is made from. Two are equal when their parameters are equal and they hold the very same
+    latent and model objects (a file opened again is a new input)."""
+
+    params: run_params.RunParams
+    latent: object
+    model: object  # the detection in use, or None for a built-in family
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Inputs) and self.params == other.params and self.latent is other.latent
+                and self.model is other.model)
+
+    __hash__ = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The output of the current inputs: its size, and the memory free when it was planned."""
+
+    describe: str
+    out_bytes: int
+    n_frames: int
+    available: Optional[int]
+
+
+def memory_warning(out_bytes: int, available: Optional[int], cap: int) -> str:
+    """Why an in-memory run of ``out_bytes`` is a bad idea ("" when it fits)."""
+    if available and out_bytes > 0.9 * available:
+        return "too big for memory: export straight to a file instead"
+    if cap and out_bytes > cap:
+        return f"over the memory cap of {human_bytes(cap)}: export straight to a file, or raise the cap"
+    return ""
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class Session:
+    """The current inputs and the last run (see the module docstring)."""
+
+    def __init__(self, params: Optional[run_params.RunParams] = None):
+        self.params = params if params is not None else run_params.default()
+        self.latent = None  # core.inputs.LoadedLatent
+        self.model = None  # core.inputs.DetectedModel
+        self.memory_cap = 0  # the largest in-memory run, in bytes (0: no cap)
+        self.result: Optional[UnsampleResult] = None
+        self.run_pending = False  # a run was asked for while files were being read
+        self._result_inputs: Optional[Inputs] = None
+        self._running: Optional[Inputs] = None
+        self._t0 = 0.0
+        self._planned: Optional[Inputs] = None
+        self._plan: Optional[Plan] = None
+        self._plan_error = ""
+        self._available: Optional[int] = None
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def set_params(self, params: run_params.RunParams) -> None:
+        self.params = params
+
+    def set_latent(self, latent) -> None:
+        self.latent = latent
+
+    def set_model(self, model) -> str:
+        """Use a detected model: its family becomes the chosen one. Returns the status line."""
+        self.model = model
+        self.params = self.params.replace(family=model.family)
+        return f"model: {model.family}"
+
+    def open_latent(self, latent) -> str:
+        """Use a latent the user opened, as the app does: an Unsampler export brings its parameters back,
+        and a latent the chosen family cannot take switches to a family that can. Returns the status line."""
+        self.latent = latent
+        fam = self.base_family()
+        shape = tuple(latent.shape)
+        fits = families_for_channels(shape[1], len(shape))
+        u = latent.unsampler if isinstance(latent.unsampler, dict) else {}
+        wanted = u.get("family")
+        if isinstance(wanted, str) and any(f.name == wanted for f in fits):
+            self.params = run_params.from_metadata(u, base=self.params)
+            return f"{latent.name} is an Unsampler export of {wanted}: its parameters were restored"
+        if fam.latent.channels == shape[1] and fam.latent.ndim == len(shape):
+            return f"opened {latent.name} {list(shape)}"
+        if self.model_in_use() is not None:
+            return f"{latent.name} {list(shape)} does not fit the checkpoint's family {fam.name}"
+        if fits:
+            self.params = run_params.fit(self.params.replace(family=fits[0].name))
+            return f"{fam.name} does not take a {list(shape)} latent; switched to {fits[0].name}"
+        return f"no known family takes a {list(shape)} latent"
+
+    def model_in_use(self):
+        """The opened model when the chosen family is its family (picking another family sets it aside)."""
+        m = self.model
+        return m if m is not None and m.family == self.params.family else None
+
+    def base_family(self, name: Optional[str] = None) -> Family:
+        """The family ``name`` (the chosen one by default): the model's detection when it is that family,
+        else the built-in one."""
+        name = self.params.family if name is None else name
+        m = self.model
+        if m is not None and m.family == name:
+            fam = getattr(m.detection, "family_obj", None)
+            if isinstance(fam, Family):
+                return fam
+        return get_family(name)
+
+    def effective_family(self) -> Family:
+        """The family with the overrides applied (``BadParameterError`` when they do not fit it)."""
+        return run_params.effective_family(self.params, self.base_family())
+
+    def model_source(self) -> str:
+        """The checkpoint the user opened when it is in use, else the family name."""
+        m = self.model_in_use()
+        return m.source if m is not None else self.params.family
+
+    def inputs(self) -> Inputs:
+        return Inputs(self.params, self.latent, self.model_in_use())
+
+    # -- what would run ---------------------------------------------------------------------------------
+    def spec(self, **changes) -> run_params.RunSpec:
+        """The frozen job description of the current inputs; ``UnsamplerError`` says what is missing."""
+        lat = self.latent
+        if lat is None:
+            raise BadParameterError("no latent: open a .latent file first (or drop one on the window)")
+        spec = run_params.make_spec(self.params, self.effective_family(), lat.tensor, source_name=lat.name,
+                                    source_sha256=lat.sha256, model_source=self.model_source())
+        return spec.replace(**changes) if changes else spec
+
+    def plan_job(self) -> Optional[Callable]:
+        """The planning of the current inputs, to run off the GUI thread: a function that returns the
+        arguments of ``take_plan``. None when there is nothing to plan (the reason is recorded at once)."""
+        inputs = self.inputs()
+        try:
+            spec = self.spec()
+        except UnsamplerError as e:
+            self.take_plan(inputs, None, str(e))
+            return None
+
+        def job():
+            try:
+                return inputs, plan_unsample(spec), "", available_memory()
+            except UnsamplerError as e:
+                return inputs, None, str(e), None
+
+        return job
+
+    def take_plan(self, inputs: Inputs, plan: Optional[Plan], error: str = "", available: Optional[int] = None) -> bool:
+        """Keep a plan (or why there is none) made for ``inputs``; False when the inputs have changed since."""
+        if inputs != self.inputs():
+            return False
+        self._planned, self._plan, self._plan_error, self._available = inputs, plan, error, available
+        return True
+
+    def plan(self) -> Optional[Plan]:
+        """The plan of the current inputs, when it has been made."""
+        return self._plan if self._planned == self.inputs() else None
+
+    def plan_error(self) -> str:
+        """Why the current inputs cannot run ("" when they can, or while that is not known yet)."""
+        return self._plan_error if self._planned == self.inputs() else ""
+
+    def ensure_plan(self) -> Plan:
+        """The plan of the current inputs, made now if it is not known (``BadParameterError`` if it fails)."""
+        if self._planned != self.inputs():
+            job = self.plan_job()
+            if job is not None:
+                self.take_plan(*job())
+        if self.plan_error():
+            raise BadParameterError(self.plan_error())
+        return self._plan
+
+    def estimate(self) -> Optional[Estimate]:
+        """The output size of the current inputs (None while it is planned, or when they cannot run)."""
+        plan = self.plan()
+        if plan is None:
+            return None
+        return Estimate(describe=plan.describe(), out_bytes=plan.out_bytes, n_frames=len(plan.positions),
+                        available=self._available)
+
+    def memory_warning(self) -> str:
+        est = self.estimate()
+        return "" if est is None else memory_warning(est.out_bytes, est.available, self.memory_cap)
+
+    # -- the run ----------------------------------------------------------------------------------------
+    def begin_run(self) -> run_params.RunSpec:
+        """Check that the current inputs can run in memory and return their spec (``UnsamplerError`` says
+        why not). The last result is dropped: a run replaces it."""
+        spec = self.spec()
+        if self.plan_error():
+            raise BadParameterError(self.plan_error())
+        est, cap = self.estimate(), self.memory_cap
+        if est is not None and cap and est.out_bytes > cap:
+            raise ResourceError(f"the output needs {human_bytes(est.out_bytes)}, over the memory cap of "
+                                f"{human_bytes(cap)} (Settings > Memory cap): export straight to a file instead, "
+                                "or use fewer steps")
+        self._running = self.inputs()
+        self.result, self._result_inputs = None, None
+        self.run_pending = False
+        return spec
+
+    def take_pending(self) -> bool:
+        """True once when a run was asked for while files were being read."""
+        pending, self.run_pending = self.run_pending, False
+        return pending
+
+    def run_started(self, now: float) -> None:
+        self._t0 = now
+
+    def progress(self, done: int, total: int, now: float) -> tuple:
+        """(the progress text, the ETA text) of a run ``done`` frames of ``total`` into it."""
+        elapsed = now - self._t0
+        eta = ""
+        if 0 < done < total and elapsed > 0.3:
+            eta = f"ETA {duration(elapsed * (total - done) / done)}"
+        return f"{done}/{total} frames", eta
+
+    def finish_run(self, result: UnsampleResult) -> str:
+        """Keep a finished run's result with the inputs it was made from. Returns the status line."""
+        self.result, self._result_inputs, self._running = result, self._running, None
+        plan = result.plan
+        n = len(plan.positions) * plan.batch
+        return f"{n} latents {list(plan.out_shape)} in {result.seconds:.2f} s on {result.device}"
+
+    def end_run(self) -> None:
+        """A run failed or was cancelled: nothing of it is kept."""
+        self._running = None
+
+    def is_current(self) -> bool:
+        """The last result was made from the current inputs."""
+        return self.result is not None and self._result_inputs == self.inputs()
+
+    def current_result(self) -> Optional[UnsampleResult]:
+        return self.result if self.is_current() else None
+
+    def is_stale(self) -> bool:
+        """There is a result, but the inputs have changed since it was made."""
+        return self.result is not None and not self.is_current()
+
+    # -- exports ----------------------------------------------------------------------------------------
+    def export_stem(self) -> str:
+        """A file name for an export of the current inputs: latent, family, scheduler and frames."""
+        lat = self.latent
+        stem = os.path.splitext(lat.name)[0] if lat is not None else "unsampler"
+        est = self.estimate()
+        p = self.params
+        return f"{stem}_{p.family}_{p.scheduler}_{est.n_frames if est else p.steps}"
+
+    def export_source(self) -> ExportSource:
+        """What an export can draw on now: the current result (if any), the spec and its plan."""
+        try:
+            spec, spec_error = self.spec(), ""
+        except UnsamplerError as e:
+            spec, spec_error = None, str(e)
+        result = self.current_result()
+        plan = result.plan if result is not None else self.plan()
+        return ExportSource(result=result, spec=spec, spec_error=spec_error, plan=plan, stem=self.export_stem(),
+                            max_memory=self.memory_cap or None)
+
+
+__all__ = ["Session", "Inputs", "Estimate", "memory_warning", "duration"]
