@@ -63,7 +63,7 @@ def test_define_a_family_end_to_end(window, qtbot, config):
     # the registry holds it, the list shows it after the built-in ones, and it is the chosen family
     fam = core.get_family("MyFlux")
     assert not fam.builtin and fam.source == path
-    combo = window.panel.family
+    combo = window.panel.widget("family")
     items = _items(combo)
     assert items[-1] == ("My Flux finetune (yours)", "MyFlux")
     assert [d for _, d in items if d][:len(builtin_registry())] == [f.name for f in builtin_registry()]
@@ -73,9 +73,7 @@ def test_define_a_family_end_to_end(window, qtbot, config):
     want = core.ksampler_sigmas(core.get_family("Flux").with_overrides(shift=2.5), "euler", "normal", 20)
     assert torch.equal(core.ksampler_sigmas("MyFlux", "euler", "normal", 20), want)
     # the sigma plot draws the new family's schedule
-    window.panel.steps.setValue(20)
-    window.panel.scheduler.setCurrentText("normal")
-    window.panel.sampler.setCurrentText("euler")
+    window.panel.set_params({"steps": 20, "scheduler": "normal", "sampler": "euler"})
     def drawn():
         d = window.plot.data()
         return d is not None and d.request.family.name == "MyFlux" and len(d.schedule) == len(want) and \
@@ -144,7 +142,7 @@ def test_startup_loads_the_config_folder_and_names_a_bad_file(qtbot, config, set
     win = app_mod.build_window(app_mod.parse_args([]), settings)
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: not win.panel.is_loading(), timeout=WAIT_MS)
-    assert ("Mine (yours)", "StartupSD") in _items(win.panel.family)
+    assert ("Mine (yours)", "StartupSD") in _items(win.panel.widget("family"))
     assert "Broken" not in core.family_names() and "SD15" in core.family_names()
     win.close()
 
@@ -167,8 +165,8 @@ def test_new_builtin_kinds_in_the_panel(window, qtbot, name):
     panel = window.panel
     assert panel.set_family(name)
     fam = core.get_family(name)
-    assert panel.prediction.currentText() == fam.sampling.prediction
+    assert panel.widget("prediction").currentData() == fam.sampling.prediction
     panel.advanced.setChecked(True)
     assert panel.effective_family().sampling == fam.sampling
-    assert panel.shift.isEnabled() == fam.sampling.has_shift
+    assert panel.widget("shift").isEnabled() == fam.sampling.has_shift
     panel.advanced.setChecked(False)
