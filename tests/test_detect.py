@@ -64,7 +64,7 @@ def test_minimal_keys_detect_the_family(tmp_path, family):
     assert det.model_type == fam.model_type
     assert det.comfy_class == fam.comfy_class
     assert (det.family_obj.sampling, det.family_obj.latent) == (fam.sampling, fam.latent)
-    assert det.shift == (fam.sampling.shift if fam.sampling.kind in ("flow", "flux", "stable_cascade") else None)
+    assert det.shift == (fam.sampling.shift if fam.sampling.has_shift else None)  # ModelSamplingAV too
 
 
 @pytest.mark.parametrize("family", FAMILIES)
