@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Optional
 
-from . import __version__
+from . import __version__, cli_pictures
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -133,7 +133,14 @@ def cmd_run(args) -> int:
     from .core.unsample import UnsampleSpec, plan_unsample, run_unsample
 
     fam, model = resolve_model(args.model, args.shift, args.prediction)
-    lat = read_latent(args.latent, allow_nonfinite=args.allow_nonfinite)
+    if (args.latent is None) == (args.image is None):
+        raise ValueError("give the source as --latent FILE or --image PICTURE")
+    if args.image is not None:
+        from .cli_pictures import image_latent
+
+        lat = image_latent(args, fam, model)
+    else:
+        lat = read_latent(args.latent, allow_nonfinite=args.allow_nonfinite)
     tensor = lat.tensor
     if lat.nonfinite:
         import torch
@@ -144,7 +151,7 @@ def cmd_run(args) -> int:
                         steps=args.steps, start_at_step=args.start, end_at_step=args.end, normalize=args.normalize,
                         seed=args.seed, noise=args.noise, formula=args.formula, device=args.device,
                         chunk_frames=args.chunk, threads=args.threads,
-                        source_name=os.path.basename(args.latent), source_sha256=lat.sha256, model_source=model)
+                        source_name=os.path.basename(args.latent or args.image), source_sha256=lat.sha256, model_source=model)
     plan = plan_unsample(spec)
     if args.range is not None or args.every != 1 or args.reverse:
         a, b = args.range if args.range is not None else (0, None)
@@ -180,6 +187,10 @@ def _looks_like_latent(path: str) -> bool:
 
 def cmd_info(args) -> int:
     path = args.file
+    from .cli_pictures import cmd_info_picture, is_picture_or_workflow
+
+    if is_picture_or_workflow(path):
+        return cmd_info_picture(args)
     if _looks_like_latent(path):
         from .core.latent_io import read_latent
 
@@ -273,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("run", help="unsample a latent into a .latent batch")
     model_args(sp)
-    sp.add_argument("--latent", required=True, help="input .latent or .safetensors")
+    sp.add_argument("--latent", default=None, help="input .latent or .safetensors (or --image PICTURE)")
+    cli_pictures.add_image_args(sp)
     schedule_args(sp, 10000)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--normalize", action="store_true", help="subtract the first latent's mean (the node's option)")
@@ -292,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("info", help="describe a latent file or a checkpoint")
+    sp = sub.add_parser("info", help="describe a latent file, a checkpoint, or a picture's ComfyUI settings")
     sp.add_argument("file")
+    cli_pictures.add_info_args(sp)
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--shift", type=float, default=None)
     sp.add_argument("--prediction", default=None)
@@ -302,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("families", help="list the built-in model families")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_families)
+    cli_pictures.add_commands(sub)
     return p
 
 

@@ -79,9 +79,10 @@ class _Stages:
             self.progress(self.done, self.total)
 
     def finish_pass(self, index: int) -> None:
-        self.done = (index + 1) * len(self.modules)
-        if self.progress is not None:
-            self.progress(self.done, self.total)
+        done = (index + 1) * len(self.modules)
+        if done != self.done and self.progress is not None:
+            self.progress(done, self.total)
+        self.done = done
 
     def __enter__(self):
         self.handles = [m.register_forward_pre_hook(self._hook) for m in self.modules]
