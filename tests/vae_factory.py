@@ -63,7 +63,9 @@ def taesd_network(seed: int = 0, latent_channels: int = 4):
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(seed)
-    return randomize(AutoencoderTiny(latent_channels=latent_channels), seed)
+    net = AutoencoderTiny(latent_channels=latent_channels, encoder_block_out_channels=(16,) * 4,
+                          decoder_block_out_channels=(16,) * 4)  # real TAESDs are 64 wide; the blocks are theirs
+    return randomize(net, seed)
 
 
 # ---------------------------------------------------------------------------------------------- layouts

@@ -100,14 +100,16 @@ def _taesd_config(s: dict, style: str) -> dict:
     if any(".pool." in k for k in s):
         raise UnsupportedVae(facts.taesd_entry("taef2")["unsupported"])
     if style == "taesd_decoder":
-        cfg["latent_channels"] = int(s["1.weight"][1])
+        first = s["1.weight"]
+        cfg["latent_channels"], width = int(first[1]), int(first[0])
     elif style == "taesd_encoder":
         last = max(i for i in (_sequential_index(k) for k in s) if i is not None)
-        if f"{last}.weight" not in s:
-            raise BadFileError("a TAESD encoder without its last convolution (incomplete file)")
-        cfg["latent_channels"] = int(s[f"{last}.weight"][0])
+        if f"{last}.weight" not in s or "0.weight" not in s:
+            raise BadFileError("a TAESD encoder without its first or last convolution (incomplete file)")
+        cfg["latent_channels"], width = int(s[f"{last}.weight"][0]), int(s["0.weight"][0])
     else:
-        cfg["latent_channels"] = int(s["decoder.layers.0.weight"][1])
+        cfg["latent_channels"], width = int(s["decoder.layers.0.weight"][1]), int(s["decoder.layers.0.weight"][0])
+    cfg["encoder_block_out_channels"] = cfg["decoder_block_out_channels"] = [width] * 4
     return cfg
 
 
@@ -222,6 +224,6 @@ def to_diffusers(layout: Layout, tensors: dict) -> dict:
     kept = {v.data_ptr() for v in out.values()}
     dropped = [k for k, v in tensors.items() if v.numel() and v.data_ptr() not in kept]
     if dropped:
-        raise BadFileError(f"{len(dropped)} key(s) of the VAE do not belong to a {layout.describe()} "
+        raise BadFileError(f"{len(dropped)} key(s) of the VAE do not belong to {layout.describe()} "
                            f"(e.g. {', '.join(dropped[:3])})")
     return out

@@ -50,7 +50,7 @@ def check_keys(expected, given, what: str) -> None:
     if missing:
         parts.append(f"{len(missing)} key(s) the {what} needs are missing ({_names(missing)})")
     if unexpected:
-        parts.append(f"{len(unexpected)} key(s) are not part of a {what} ({_names(unexpected)})")
+        parts.append(f"{len(unexpected)} key(s) are not used by the {what} ({_names(unexpected)})")
     if parts:
         raise BadFileError("; ".join(parts))
 
@@ -79,7 +79,7 @@ def build(class_name: str, config: dict, state: dict, what: str, parts=None) -> 
         net.load_state_dict(state, strict=parts is None, assign=True)
     except RuntimeError as e:
         first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
-        raise BadFileError(f"the weights do not fit a {what}: {first[:200]}") from None
+        raise BadFileError(f"the weights do not fit the {what}: {first[:200]}") from None
     if parts is not None:
         for name, child in list(net.named_children()):
             if name not in parts and any(True for _ in child.parameters()):
