@@ -15,6 +15,7 @@ The tests check that diffusers' own converters map these layouts back onto the n
 """
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -189,3 +190,45 @@ def pixels(h: int = 72, w: int = 56, seed: int = 0) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([(xx / w) * 255, (yy / h) * 255, ((xx + yy) % 32) * 8], axis=-1)
     return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- ComfyUI
+
+PROMPT = {
+    "3": {"class_type": "KSampler", "inputs": {"seed": 156680208700286, "steps": 20, "cfg": 8.0,
+                                               "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+                                               "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0],
+                                               "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "SD1.5/v1-5-pruned-emaonly.safetensors"}},
+    "10": {"class_type": "LoraLoader", "inputs": {"model": ["4", 0], "clip": ["4", 1], "lora_name": "x.safetensors",
+                                                  "strength_model": 1.0, "strength_clip": 1.0}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+}
+WORKFLOW = {"last_node_id": 4, "nodes": [
+    {"id": 3, "type": "KSampler", "widgets_values": [7, "fixed", 30, 6.5, "dpmpp_2m", "karras", 0.75],
+     "inputs": [{"name": "model", "type": "MODEL", "link": 1}]},
+    {"id": 4, "type": "CheckpointLoaderSimple", "widgets_values": ["sdxl.safetensors"], "outputs": []},
+], "links": [[1, 4, 0, 3, 0, "MODEL"]]}
+
+
+def comfy_png(path, prompt=None, workflow=None, size=(64, 48)):
+    """A PNG as ComfyUI's SaveImage writes it: tEXt chunks 'prompt' and 'workflow' holding json.dumps(...)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if prompt is not None:
+        info.add_text("prompt", json.dumps(prompt))
+    if workflow is not None:
+        info.add_text("workflow", json.dumps(workflow))
+    Image.fromarray(pixels(size[1], size[0])).save(path, pnginfo=info, compress_level=4)
+    return path
+
+
+def comfy_folder(root):
+    (root / "comfy").mkdir(parents=True)
+    (root / "main.py").write_text("")
+    for d in ("vae", "vae_approx", "checkpoints", "unet"):
+        (root / "models" / d).mkdir(parents=True)
+    return root

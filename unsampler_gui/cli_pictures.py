@@ -82,12 +82,16 @@ def _model(args):
 
 
 def _encode(image: str, fam, checkpoint, args):
-    from .core.vae import picture_latent
+    from .core.vae import NoVaeFound, picture_latent
 
     rep = _progress("encoding")
-    res = picture_latent(image, fam, vae_file=args.vae, checkpoint=checkpoint, comfy_root=args.comfyui,
-                         allow_approximate=args.approximate, device=args.device, cancel=rep.is_cancelled,
-                         progress=rep.progress)
+    try:
+        res = picture_latent(image, fam, vae_file=args.vae, checkpoint=checkpoint, comfy_root=args.comfyui,
+                             allow_approximate=args.approximate, device=args.device, cancel=rep.is_cancelled,
+                             progress=rep.progress)
+    except NoVaeFound as e:
+        raise NoVaeFound(f"{e} (--vae FILE, --comfyui DIR); or pass --approximate for the approximate latent made "
+                         "from the latent preview") from None
     pic = res.picture
     x, y, w, h = res.crop
     crop = "" if (w, h) == (pic.width, pic.height) else f", cropped to {w}x{h} at ({x}, {y})"
@@ -122,7 +126,7 @@ def image_latent(args, fam, model: str):
                       multiplier=1.0, sha256=file_sha256(args.image), metadata=res.metadata())
 
 
-def _decoder(args, fam, channels: int):
+def _decoder(args, fam):
     from .core.vae import load_taesd, load_vae, vae_choices, where_a_vae_goes
 
     if args.vae and args.taesd:
@@ -165,13 +169,13 @@ def cmd_decode(args) -> int:
     if args.model:
         fam, args._checkpoint = _model(args)
     lat = read_latent(args.latent)
-    vae = _decoder(args, fam, lat.shape[1])
-    if fam is not None and fits(vae, fam):
-        raise BadParameterError(fits(vae, fam))
-    vae.check_latent(lat.tensor)
     frames = select_frames(args.frames, lat.shape[0]) if args.frames else list(range(lat.shape[0]))
     stem = os.path.splitext(os.path.basename(args.latent))[0]
     targets = _targets(args.output, stem, frames, args.overwrite)
+    vae = _decoder(args, fam)
+    if fam is not None and fits(vae, fam):
+        raise BadParameterError(fits(vae, fam))
+    vae.check_latent(lat.tensor)
     rep = _progress("decoding")
     print(f"decoding {len(frames)} frame(s) with {vae.label} on {vae.device}", file=sys.stderr)
     for n, (i, target) in enumerate(zip(frames, targets)):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from .approx import METHOD as APPROXIMATE_METHOD, approximate_latent
-from .encode import PictureLatent, crop_box, decode_to_uint8, picture_latent
+from .encode import NoVaeFound, PictureLatent, crop_box, decode_to_uint8, picture_latent
 from .find import VaeChoice, checkpoint_vae, folder_vaes, taesd_choice, vae_choices, where_a_vae_goes
 from .images import PICTURE_EXTENSIONS, Picture, read_picture, read_text_chunks, save_png, sniff_picture
 from .loader import fits, load_taesd, load_vae
@@ -35,7 +35,7 @@ def comfyui_settings(path):
 
 
 __all__ = [
-    "APPROXIMATE_METHOD", "approximate_latent", "PictureLatent", "crop_box", "decode_to_uint8", "picture_latent",
+    "APPROXIMATE_METHOD", "approximate_latent", "NoVaeFound", "PictureLatent", "crop_box", "decode_to_uint8", "picture_latent",
     "VaeChoice", "checkpoint_vae", "folder_vaes", "taesd_choice", "vae_choices", "where_a_vae_goes",
     "PICTURE_EXTENSIONS", "Picture", "read_picture", "read_text_chunks", "save_png", "sniff_picture",
     "fits", "load_taesd", "load_vae", "NotAbleError", "Vae", "to_uint8",

@@ -24,6 +24,10 @@ from .loader import fits
 from .model import Cancel, Progress
 
 
+class NoVaeFound(BadParameterError):
+    """No VAE for the family was given or found (the message says where one would go)."""
+
+
 @dataclass
 class PictureLatent:
     latent: torch.Tensor  # the raw latent ([1, C, h, w], or [1, C, 1, h, w] for video families), float32 CPU
@@ -77,8 +81,7 @@ def picture_latent(picture, family, vae_file=None, checkpoint=None, comfy_root=N
         return PictureLatent(z, pic, "taesd" if vae.approximate else "vae", vae.label, box, notes)
     advice = where_a_vae_goes(fam, comfy_root)
     if not allow_approximate:
-        raise BadParameterError(f"no VAE found for {fam.display_name}: {advice} (or accept the approximate latent "
-                                "made from the latent preview)")
+        raise NoVaeFound(f"no VAE found for {fam.display_name}: {advice}")
     z = approx.approximate_latent(pic.pixels, fam)
     box = crop_box(pic.width, pic.height, spatial_ratio(fam))
     return PictureLatent(z, pic, "approximate", approx.METHOD, box, notes + [f"approximate latent; {advice}"])
