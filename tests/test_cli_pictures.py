@@ -124,6 +124,8 @@ def test_run_image_shortcut_and_decode_frames(comfy, tmp_path):
     assert r.returncode == 2 and "4 frames to write: give a folder" in r.stderr
 
 
-def test_run_needs_one_source():
+def test_run_needs_one_source(comfy):
     r = cli("run", "--model", "SD15", "--output", "x.latent")
     assert r.returncode == 2 and "--latent FILE or --image PICTURE" in r.stderr
+    r = cli("run", "--model", "SD15", "--latent", comfy[2], "--output", "x.latent")
+    assert r.returncode == 2 and "ComfyUI_00001_.png is a picture, not a latent: use --image" in r.stderr

@@ -135,11 +135,12 @@ def cmd_run(args) -> int:
     fam, model = resolve_model(args.model, args.shift, args.prediction)
     if (args.latent is None) == (args.image is None):
         raise ValueError("give the source as --latent FILE or --image PICTURE")
-    if args.image is not None:
-        from .cli_pictures import image_latent
+    from .cli_pictures import image_latent, refuse_picture_as_latent
 
+    if args.image is not None:
         lat = image_latent(args, fam, model)
     else:
+        refuse_picture_as_latent(args.latent)
         lat = read_latent(args.latent, allow_nonfinite=args.allow_nonfinite)
     tensor = lat.tensor
     if lat.nonfinite:

@@ -126,6 +126,15 @@ def image_latent(args, fam, model: str):
                       multiplier=1.0, sha256=file_sha256(args.image), metadata=res.metadata())
 
 
+def refuse_picture_as_latent(path: str) -> None:
+    """A picture given where a latent belongs gets told what to do instead of a safetensors error."""
+    from .core.vae import sniff_picture
+
+    if sniff_picture(path):
+        raise BadParameterError(f"{os.path.basename(path)} is a picture, not a latent: use --image {path} (it is "
+                                "encoded with the model's VAE), or 'unsampler encode' first")
+
+
 def _decoder(args, fam):
     from .core.vae import load_taesd, load_vae, vae_choices, where_a_vae_goes
 
@@ -168,6 +177,7 @@ def cmd_decode(args) -> int:
     fam = None
     if args.model:
         fam, args._checkpoint = _model(args)
+    refuse_picture_as_latent(args.latent)
     lat = read_latent(args.latent)
     frames = select_frames(args.frames, lat.shape[0]) if args.frames else list(range(lat.shape[0]))
     stem = os.path.splitext(os.path.basename(args.latent))[0]
