@@ -83,7 +83,7 @@ def test_encode_with_checkpoint_vae_then_decode_with_taesd(comfy, tmp_path):
     assert "cropped to 56x64 at (2, 3); encoded with the VAE of v1-5-pruned-emaonly.safetensors" in r.stderr
     lat = read_latent(out)
     assert lat.has_marker and lat.shape == (1, 4, 8, 7)
-    expect = load_vae(ckpt).encode(read_picture(png).pixels)
+    expect = load_vae(ckpt, device="cpu").encode(read_picture(png).pixels)
     assert torch.equal(lat.tensor, expect)
     meta = json.loads(lat.metadata["unsampler_picture"])
     assert meta["method"] == "vae" and meta["family"] == "SD15" and meta["crop"] == [2, 3, 56, 64]
@@ -92,7 +92,7 @@ def test_encode_with_checkpoint_vae_then_decode_with_taesd(comfy, tmp_path):
     r = cli("decode", out, "--taesd", dec, "--device", "cpu", "--output", tmp_path / "frame.png")
     assert r.returncode == 0, r.stderr
     shown = np.asarray(Image.open(tmp_path / "frame.png"))
-    assert np.array_equal(shown, decode_to_uint8(load_taesd(decoder=dec), lat.tensor)[0])
+    assert np.array_equal(shown, decode_to_uint8(load_taesd(decoder=dec, device="cpu"), lat.tensor)[0])
     assert shown.shape == (64, 56, 3)
 
 

@@ -12,10 +12,21 @@ import torch
 
 import vae_factory as vf
 from unsampler_gui.core.errors import BadFileError, BadParameterError
-from unsampler_gui.core.vae import layouts, load_taesd, load_vae
+from unsampler_gui.core.vae import layouts
+from unsampler_gui.core.vae import load_taesd as _load_taesd
+from unsampler_gui.core.vae import load_vae as _load_vae
 from unsampler_gui.core.vae.model import NotAbleError, crop_to_multiple, patchify, unpatchify
 
 pytest.importorskip("diffusers")
+
+
+def load_vae(path, **kw):
+    """On the CPU, where the reference networks run (the default, "auto", takes CUDA when there is one)."""
+    return _load_vae(path, device="cpu", **kw)
+
+
+def load_taesd(**kw):
+    return _load_taesd(device="cpu", **kw)
 
 
 @pytest.fixture(autouse=True)

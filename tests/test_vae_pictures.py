@@ -321,6 +321,30 @@ def test_picture_latent_without_vae(tmp_path):
     path = comfy_png(tmp_path / "p.png")
     with pytest.raises(BadParameterError, match=r"no VAE found for SDXL: .*models/vae.*taesdxl_encoder"):
         picture_latent(path, "SDXL")
-    res = picture_latent(path, "SDXL", allow_approximate=True)
+    res = picture_latent(path, "SDXL", allow_approximate=True, device="cpu")
     assert res.approximate and res.method == "approximate" and "approximate" in res.notes[-1]
     assert res.latent.shape == (1, 4, 6, 8) and res.crop == (0, 0, 64, 48)
+
+
+def test_diffusers_folder_vae_is_the_checkpoints(tmp_path):
+    kl = vf.kl_network(seed=12)
+    (tmp_path / "pipe" / "vae").mkdir(parents=True)
+    vf.save_safetensors(tmp_path / "pipe" / "vae" / "diffusion_pytorch_model.safetensors", kl.state_dict())
+    choices, _ = vae_choices("SD15", checkpoint=tmp_path / "pipe")
+    assert [(c.kind, c.label) for c in choices] == [("checkpoint", "the VAE of pipe")]
+    vae = choices[0].load(device="cpu")
+    x = torch.rand(1, 16, 16, 3)
+    with torch.inference_mode():
+        assert torch.equal(vae.encode(x), kl.encode((x * 2 - 1).movedim(-1, 1).contiguous()).latent_dist.mean)
+
+
+def test_vae_data_ships_with_the_package():
+    import tomllib
+    from pathlib import Path
+
+    conf = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    tool = conf["tool"]["setuptools"]
+    assert {"unsampler_gui.core.vae", "unsampler_gui.core.vae.data"} <= set(tool["packages"])
+    assert tool["package-data"]["unsampler_gui.core.vae.data"] == ["*.json"]
+    assert "diffusers" in " ".join(conf["project"]["optional-dependencies"]["vae"])
+    assert "unsampler[vae]" in conf["project"]["optional-dependencies"]["test"]

@@ -62,7 +62,7 @@ def _candidates(family, vae_file, checkpoint, comfy_root) -> tuple:
 
 
 def picture_latent(picture, family, vae_file=None, checkpoint=None, comfy_root=None,
-                   allow_approximate: bool = False, device="cpu", cancel: Cancel = None,
+                   allow_approximate: bool = False, device="auto", cancel: Cancel = None,
                    progress: Progress = None) -> PictureLatent:
     """The family's raw latent of a picture (a path or a ``Picture``), as ComfyUI's VAE Encode would make it."""
     fam = get_family(family)

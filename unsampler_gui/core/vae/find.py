@@ -41,7 +41,7 @@ class VaeChoice:
     def can_decode(self) -> bool:
         return self.kind != "taesd" or self.decoder is not None
 
-    def load(self, family=None, device="cpu"):
+    def load(self, family=None, device="auto"):
         from .loader import load_taesd, load_vae
 
         if self.kind == "taesd":
@@ -110,11 +110,32 @@ def taesd_choice(comfy_root, family) -> Optional[VaeChoice]:
     return VaeChoice("taesd", f"TAESD {name} (models/vae_approx/{parts}), approximate", encoder=enc, decoder=dec)
 
 
+def _diffusers_folder_vae(folder) -> Optional[str]:
+    """A diffusers pipeline folder's ``vae/diffusion_pytorch_model.safetensors``, if it has one."""
+    p = os.fspath(folder)
+    if not os.path.isdir(p):
+        return None
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"):
+        candidate = os.path.join(p, "vae", name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def vae_choices(family, checkpoint=None, comfy_root=None) -> tuple:
-    """``([VaeChoice], [notes])`` in the order to try: the checkpoint's VAE, ``models/vae`` files, TAESD."""
+    """``([VaeChoice], [notes])`` in the order to try: the checkpoint's VAE (a diffusers folder's ``vae/``),
+    ``models/vae`` files, TAESD."""
     fam = get_family(family)
     out, notes = [], []
-    if checkpoint is not None and os.path.isfile(os.fspath(checkpoint)):
+    folder_vae = _diffusers_folder_vae(checkpoint) if checkpoint is not None else None
+    if folder_vae is not None:
+        why = layout_fits(folder_vae, fam)
+        if why is None:
+            out.append(VaeChoice("checkpoint", f"the VAE of {os.path.basename(os.path.normpath(checkpoint))}",
+                                 path=folder_vae))
+        else:
+            notes.append(f"{folder_vae}: {why}")
+    elif checkpoint is not None and os.path.isfile(os.fspath(checkpoint)):
         own = checkpoint_vae(checkpoint, fam)
         if own is not None:
             out.append(own)

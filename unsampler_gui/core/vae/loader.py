@@ -59,7 +59,7 @@ def _ratio(layout: Layout) -> int:
     return 2 ** (len(cfg["block_out_channels"]) - 1) * (2 if layout.network == "flux2" else 1)
 
 
-def load_vae(path, device="cpu", family=None) -> Vae:
+def load_vae(path, device="auto", family=None) -> Vae:
     """The VAE in a ``models/vae`` file, a full checkpoint, or a TAESD file (see ``load_taesd``)."""
     p = os.fspath(path)
     try:
@@ -109,7 +109,7 @@ def _taesd_scale(paths, family) -> tuple:
     return name, float(entry["scale"]), float(entry["shift"])
 
 
-def load_taesd(encoder=None, decoder=None, family=None, device="cpu") -> Vae:
+def load_taesd(encoder=None, decoder=None, family=None, device="auto") -> Vae:
     """A TAESD from its encoder and/or decoder file (``models/vae_approx``), as ComfyUI's VAELoader builds it."""
     paths = {part: os.fspath(p) for part, p in (("encoder", encoder), ("decoder", decoder)) if p is not None}
     if not paths:
