@@ -24,7 +24,7 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS); a=$$?; QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py; b=$$?; \
-	$(PY) benchmarks/bench_detect.py; exit $$(( a || b ))
+	$(PY) benchmarks/bench_detect.py; $(PY) benchmarks/bench_vae.py; exit $$(( a || b ))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Optional
 
-from . import __version__
+from . import __version__, cli_pictures
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -60,12 +60,27 @@ def _session(args, command: str):
 
     session = Session(params.from_cli(args, command, skip=("family",)))
     session.set_model(detect_model(args.model))
-    if getattr(args, "latent", None) is not None:
+    if getattr(args, "image", None) is not None:
+        session.set_latent(_picture_source(args, session))
+    elif getattr(args, "latent", None) is not None:
+        from .cli_pictures import refuse_picture_as_latent
+
+        refuse_picture_as_latent(args.latent)
         lat = open_latent(args.latent, allow_nonfinite=getattr(args, "allow_nonfinite", False))
         if lat.nonfinite:
             print(f"warning: replacing {lat.nonfinite} NaN/Inf values of the latent with 0", file=sys.stderr)
         session.set_latent(lat)
     return session
+
+
+def _picture_source(args, session):
+    """``--image PICTURE``: the picture encoded with the model's VAE, as the session's latent."""
+    from .cli_pictures import image_latent
+    from .core.inputs import LoadedLatent
+
+    lf = image_latent(args, session.effective_family(), args.model)
+    return LoadedLatent(tensor=lf.tensor, name=os.path.basename(args.image), path=os.path.abspath(args.image),
+                        sha256=lf.sha256, stored_dtype=lf.stored_dtype, kind=lf.kind, summary=lf.summary())
 
 
 def _fmt(v: float) -> str:
@@ -145,6 +160,10 @@ def cmd_run(args) -> int:
     from .core.export import select_positions
     from .core.unsample import plan_unsample, run_unsample
 
+    if (args.latent is None) == (args.image is None):
+        from .core.errors import BadParameterError
+
+        raise BadParameterError("give the source as --latent FILE or --image PICTURE")
     spec = _session(args, params.RUN).spec(chunk_frames=args.chunk, threads=args.threads)
     plan = plan_unsample(spec)
     if args.range is not None or args.every != 1 or args.reverse:
@@ -201,6 +220,10 @@ def cmd_info(args) -> int:
     from .core.inputs import is_latent_file
 
     path = args.file
+    from .cli_pictures import cmd_info_picture, is_picture_or_workflow
+
+    if is_picture_or_workflow(path):
+        return cmd_info_picture(args)
     if is_latent_file(path):
         from .core.latent_io import read_latent
 
@@ -324,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sigmas)
 
     sp = sub.add_parser("run", help="unsample a latent into a .latent batch")
-    sp.add_argument("--latent", required=True, help="input .latent or .safetensors")
+    sp.add_argument("--latent", default=None, help="input .latent or .safetensors (or --image PICTURE)")
+    cli_pictures.add_image_args(sp)
     params.add_cli_options(sp, params.RUN)
     sp.add_argument("--output", "-o", required=True, help="the .latent to write")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -360,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     exports.add_cli_options(sp)
     sp.set_defaults(func=cmd_export)
 
-    sp = sub.add_parser("info", help="describe a latent file or a checkpoint")
+        sp = sub.add_parser("info", help="describe a latent file, a checkpoint, or a picture's ComfyUI settings")
     sp.add_argument("file")
+    cli_pictures.add_info_args(sp)
     sp.add_argument("--json", action="store_true")
     params.add_cli_options(sp, params.INFO)
     sp.set_defaults(func=cmd_info)
@@ -372,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="every family's full definition, in the family file format")
     g.add_argument("--markdown", action="store_true", help="a Markdown table")
     sp.set_defaults(func=cmd_families)
+    cli_pictures.add_commands(sub)
     return p
 
 
