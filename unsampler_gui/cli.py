@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     exports.add_cli_options(sp)
     sp.set_defaults(func=cmd_export)
 
-        sp = sub.add_parser("info", help="describe a latent file, a checkpoint, or a picture's ComfyUI settings")
+    sp = sub.add_parser("info", help="describe a latent file, a checkpoint, or a picture's ComfyUI settings")
     sp.add_argument("file")
     cli_pictures.add_info_args(sp)
     sp.add_argument("--json", action="store_true")

@@ -75,10 +75,12 @@ def select_frames(selector, n: int) -> list:
 
 
 def _model(args):
-    from .cli import resolve_model
+    """The family ``--model`` names (with ``--shift``/``--prediction``), and its checkpoint file if it is one."""
+    from .core.detect import resolve_model
 
-    fam, model = resolve_model(args.model, getattr(args, "shift", None), getattr(args, "prediction", None))
-    return fam, (model if os.path.exists(model) else None)
+    fam = resolve_model(args.model, shift=getattr(args, "shift", None),
+                        prediction=getattr(args, "prediction", None)).family_obj
+    return fam, (args.model if os.path.exists(args.model) else None)
 
 
 def _encode(image: str, fam, checkpoint, args):
