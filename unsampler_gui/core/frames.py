@@ -362,7 +362,7 @@ class Frames:
     def frames(self, steps: Sequence[int], keyframe: Optional[Keyframe] = None) -> torch.Tensor:
         """The frames of ``steps`` (any order, repeats allowed), step-major ``[len(steps)*B, ...]``."""
         steps = [int(i) for i in steps]
-        n, B = self.plan.n_steps, self.plan.batch
+        n = self.plan.n_steps
         if not steps or any(not 0 <= i < n for i in steps):
             raise ValueError(f"steps must be within 0..{n - 1}")
         with one_intraop_thread():
