@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import torch
 
-from unsampler_gui.core import UnsampleSpec, get_family, plan_unsample, run_unsample
-from unsampler_gui.core.errors import BadFileError, ResourceError
+from unsampler_gui.core import UnsampleSpec, get_family, run_unsample
+from unsampler_gui.core.errors import BadFileError
 from unsampler_gui.core.latent_io import read_latent, write_latent
 
 

@@ -291,3 +291,26 @@ def test_frame_maker_holds_no_run_state(make_spec):
     assert torch.equal(shift, raw[:2].reshape(2, -1).mean(dim=1))
     assert torch.equal(frames_mod.shift_(raw.clone(), shift, 2), run_unsample(s).latent)
     assert torch.equal(raw, run_unsample(s.replace(normalize=False)).latent)
+
+
+def test_a_trajectory_frame_after_step_0_is_never_made_directly(make_spec):
+    maker = FrameMaker(plan_unsample(make_spec(shape=(1, 4, 4, 4), steps=10, noise="trajectory")))
+    rows = torch.empty(1, 4, 4, 4)
+    maker.fill(rows, [0])  # frame 0 is drawn directly (the normalize shift needs it)
+    with pytest.raises(ValueError, match="draw and walk"):
+        maker.fill(rows, [3])
+
+
+def test_overlapping_one_thread_blocks_restore_torch_threads_last():
+    """A run and frames made meanwhile for the app overlap: torch's thread count comes back only when both end."""
+    from unsampler_gui.core.devices import one_intraop_thread
+
+    torch.set_num_threads(2)
+    run, view = one_intraop_thread(), one_intraop_thread()
+    run.__enter__()
+    view.__enter__()
+    assert torch.get_num_threads() == 1
+    run.__exit__(None, None, None)  # the run ends first: the view still runs on one thread
+    assert torch.get_num_threads() == 1
+    view.__exit__(None, None, None)
+    assert torch.get_num_threads() == 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Optional
 
 import torch
@@ -80,13 +81,29 @@ def alloc(shape, device: torch.device) -> torch.Tensor:
                             "try fewer steps, or export straight to a file") from e
 
 
+_one_thread = threading.Lock()
+_one_thread_users = 0
+_threads_before = 1
+
+
 @contextlib.contextmanager
 def one_intraop_thread():
-    """torch's own intra-op threads set to one for the block: a job that parallelises over frames itself
-    would otherwise oversubscribe the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """torch's own intra-op threads set to one while the block runs: the job parallelises over frames itself
+    (torch's threads would oversubscribe the cores), and a frame made alone is faster on one thread.
+
+    torch's setting is process-wide, so overlapping users (a run, and frames made for the app meanwhile)
+    share it: the first one in sets it, the last one out restores it.
+    """
+    global _one_thread_users, _threads_before
+    with _one_thread:
+        if _one_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _one_thread:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_threads_before)

@@ -28,8 +28,8 @@ def run_cpu(plan: Plan, reporter: Reporter, sink) -> UnsampleResult:
     t0 = time.perf_counter()
     threads = plan.spec.threads or default_threads()
     chunk = chunks.chunk_steps(plan, chunks.cpu_chunk_bytes(plan), chunks.in_flight(threads), sink.max_memory)
-    maker = FrameMaker(plan)
     with one_intraop_thread():
+        maker = FrameMaker(plan)
         shift = maker.normalize_shift() if plan.spec.normalize else None
         with sink.open(plan) as out:  # a streamed output removes its temporary file if anything fails
             emitter = Emitter(plan, reporter, out, shift)
@@ -118,7 +118,7 @@ def _trajectory(maker, plan, reporter, pool, threads, chunk, every, out, emitter
     chunk walked in order from the frame before it; selected rows gathered and emitted."""
     B, shape = plan.batch, plan.frame_shape
     work = alloc((min(chunk, max(plan.positions) + 1) * B, *shape), CPU)
-    staging = alloc((chunk * B, *shape), CPU) if out.streamed else None
+    staging = alloc((min(chunk, len(plan.positions)) * B, *shape), CPU) if out.streamed else None
     state = chunks.WalkState()
     for ch in chunks.trajectory_chunks(plan.positions, chunk, every):
         check_cancel(reporter)

@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .devices import alloc
+from .devices import alloc, one_intraop_thread
 from .formulas import Coefficients, coefficients, trajectory_increments
 from .job import Plan
 from .noise import TAG_CUDA_BLOCK, TAG_FRAME, TAG_SHARED, frame_seed, frame_seeds, normal_
@@ -179,6 +179,8 @@ class FrameMaker:
         maps fresh output pages there); the maker itself has no memory policy.
         """
         n, B = len(steps), self.batch
+        if self.trajectory and any(steps):
+            raise ValueError("a trajectory's frames after step 0 are made by draw and walk")
         v = rows.view(n, B, *rows.shape[1:])
         if self._shared_eps is not None:
             v.copy_(self._shared_eps.unsqueeze(0).expand_as(v))
@@ -349,8 +351,9 @@ class Frames:
 
     def __init__(self, plan: Plan, maker: Optional[FrameMaker] = None):
         self.plan = plan
-        self.maker = maker or FrameMaker(plan)
-        self.shift = self.maker.normalize_shift() if plan.spec.normalize else None
+        with one_intraop_thread():  # as in a run (and a frame alone is faster on one thread)
+            self.maker = maker or FrameMaker(plan)
+            self.shift = self.maker.normalize_shift() if plan.spec.normalize else None
 
     def frame(self, i: int) -> torch.Tensor:
         """Step ``i`` of every item: ``[B, ...]``."""
@@ -359,14 +362,21 @@ class Frames:
     def frames(self, steps: Sequence[int], keyframe: Optional[Keyframe] = None) -> torch.Tensor:
         """The frames of ``steps`` (any order, repeats allowed), step-major ``[len(steps)*B, ...]``."""
         steps = [int(i) for i in steps]
-        n, B = self.plan.n_steps, self.plan.batch
+        n = self.plan.n_steps
         if not steps or any(not 0 <= i < n for i in steps):
             raise ValueError(f"steps must be within 0..{n - 1}")
+        with one_intraop_thread():
+            return self._frames(steps, keyframe)
+
+    def _frames(self, steps: list, keyframe: Optional[Keyframe]) -> torch.Tensor:
+        B = self.plan.batch
         out = alloc((len(steps) * B, *self.plan.frame_shape), self.plan.device)
         if not self.maker.trajectory:
             self.maker.fill(out, steps)
             return shift_(out, self.shift, B)
-        rows, _ = self.walk(min(steps), max(steps) + 1, keyframe)
+        if keyframe is not None and not keyframe.step < min(steps):
+            raise ValueError(f"the keyframe (step {keyframe.step}) must come before step {min(steps)}")
+        rows, _ = self._walk(min(steps), max(steps) + 1, keyframe)
         lo = min(steps)
         for o, i in enumerate(steps):
             out[o * B:(o + 1) * B].copy_(rows[(i - lo) * B:(i - lo + 1) * B])
@@ -377,9 +387,15 @@ class Frames:
         of step stop-1 to continue from. ``keyframe`` (any step before ``start``) saves the walk before it."""
         if not self.maker.trajectory:
             raise ValueError("walk is for trajectory noise")
-        B, shape, dev = self.plan.batch, self.plan.frame_shape, self.plan.device
         if keyframe is not None and not keyframe.step < start:
             raise ValueError(f"the keyframe (step {keyframe.step}) must come before step {start}")
+        if not 0 <= start < stop <= self.plan.n_steps:
+            raise ValueError(f"steps {start}..{stop} are outside 0..{self.plan.n_steps}")
+        with one_intraop_thread():
+            return self._walk(start, stop, keyframe)
+
+    def _walk(self, start: int, stop: int, keyframe: Optional[Keyframe]):
+        B, shape, dev = self.plan.batch, self.plan.frame_shape, self.plan.device
         at, prev = (keyframe.step, keyframe.frames) if keyframe is not None else (-1, None)
         per = max(1, WALK_BYTES // max(1, self.plan.step_bytes))
         out = alloc(((stop - start) * B, *shape), dev)

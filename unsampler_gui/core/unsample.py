@@ -19,9 +19,13 @@ import torch
 
 from .drive_cpu import run_cpu
 from .drive_cuda import run_cuda
-from .job import (NOISE_MODES, Plan, Reporter, UnsampleResult, UnsampleSpec, as_reporter,  # noqa: F401
+from .job import (NOISE_MODES, Plan, Reporter, UnsampleResult, UnsampleSpec, as_reporter,
                   check_latent_for_family, export_metadata, plan_unsample)
 from .sink import LatentSink, MemorySink
+
+__all__ = ["run_unsample", "LatentSink", "MemorySink",  # and, as before the split:
+           "NOISE_MODES", "Plan", "Reporter", "UnsampleResult", "UnsampleSpec", "check_latent_for_family",
+           "export_metadata", "plan_unsample"]
 
 
 def run_unsample(job: Union[UnsampleSpec, Plan], reporter: Optional[Reporter] = None, sink=None, *,
