@@ -1,16 +1,15 @@
 """Exports of a finished run: the ``.latent`` batch (all or part), and its sigmas.
 
-All writes are atomic: a temporary file in the target folder, renamed when complete.
+All writes go through ``atomic``: a temporary file in the target folder, renamed when complete.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from typing import Optional, Sequence
 
-from .errors import BadParameterError, Cancelled, ResourceError
-from .latent_io import LatentWriter, _default_mode, _disk_error
+from .atomic import atomic_write
+from .errors import BadParameterError, Cancelled
+from .latent_io import LatentWriter
 from .sigma_format import manual_sigmas_text
 from .sigmas import sigmas_document as schedule_document
 from .unsample import Plan, Reporter, UnsampleResult, export_metadata
@@ -62,28 +61,7 @@ def export_latent(result: UnsampleResult, path, positions: Optional[Sequence[int
 
 
 def _atomic_text(path, text: str, overwrite: bool) -> str:
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise ResourceError(f"{path} already exists (choose another name, or allow overwriting)")
-    folder = os.path.dirname(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".unsampler-", suffix=".partial", dir=folder)
-    except OSError as e:
-        raise _disk_error(path, e) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise _disk_error(path, e) from None
-    return path
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), overwrite)
 
 
 def sigmas_document(plan: Plan) -> dict:
