@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .. import core
@@ -125,6 +125,7 @@ class ExportDialog(QDialog):
             self.kind.addItem(label, key)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.source_label = QLabel()
+        self.source_label.setTextFormat(Qt.TextFormat.PlainText)
         self.source_label.setWordWrap(True)
 
         n = self.n_steps()
@@ -142,6 +143,7 @@ class ExportDialog(QDialog):
         self.reversed = QRadioButton("Reversed (high to low noise)")
         self.node_order.setChecked(True)
         self.count_label = QLabel()
+        self.count_label.setTextFormat(Qt.TextFormat.PlainText)
         fl = QFormLayout(self.frames_box)
         rng = QHBoxLayout()
         rng.addWidget(QLabel("steps"))
@@ -203,6 +205,7 @@ class ExportDialog(QDialog):
         self.comfy_row.setLayout(crow)
         self.stem = QLineEdit(self.source.stem)
         self.comfy_note = QLabel()
+        self.comfy_note.setTextFormat(Qt.TextFormat.PlainText)
         self.comfy_note.setWordWrap(True)
         dl.addRow("File", self.path_row)
         dl.addRow("ComfyUI folder", self.comfy_row)
@@ -215,6 +218,7 @@ class ExportDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status_label = QLabel()
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files: never markup
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QDialogButtonBox()
@@ -371,10 +375,9 @@ class ExportDialog(QDialog):
 
     def confirm_overwrite(self, path: str) -> bool:
         """Ask before replacing a file (tests replace this)."""
-        answer = QMessageBox.question(self, "Export", f"{os.path.basename(path)} already exists. Replace it?",
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        from .errors import ask
+
+        return ask(self, "Export", f"{os.path.basename(path)} already exists. Replace it?")
 
     # -- running ----------------------------------------------------------------------------------
     @Slot()

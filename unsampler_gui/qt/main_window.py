@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.status_label = QLabel("ready")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files: never markup
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setMinimumWidth(220)

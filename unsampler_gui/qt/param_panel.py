@@ -7,6 +7,7 @@ comes from ``core.plan_unsample`` on a ``LatestOnly`` worker, so nothing here co
 """
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -14,11 +15,12 @@ from typing import Optional
 import torch
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
 from .. import core
 from ..core.devices import available_memory, cuda_available, human_bytes
+from ..core.errors import printable
 from ..core.latent_io import NonFiniteLatentError
 from ..core.sigmas import MAX_STEPS
 from . import SAMPLE_LABEL
@@ -64,11 +66,11 @@ class LoadedLatent:
         extra = ""
         if self.unsampler:
             u = self.unsampler
-            extra = (f"<br>an Unsampler export: {u.get('family', '?')}, {u.get('sampler', '?')}/"
-                     f"{u.get('scheduler', '?')}, {u.get('steps', '?')} steps")
+            extra = (f"<br>an Unsampler export: {_esc(u.get('family', '?'))}, {_esc(u.get('sampler', '?'))}/"
+                     f"{_esc(u.get('scheduler', '?'))}, {_esc(u.get('steps', '?'))} steps")
         head = f"<i>{SAMPLE_LABEL}</i><br>" if self.is_sample else ""
-        return (f"{head}<b>{_esc(self.name)}</b><br>{list(self.shape)} · stored {self.stored_dtype} · {kind}"
-                f"{rng}{extra}")
+        return (f"{head}<b>{_esc(self.name)}</b><br>{list(self.shape)} · stored {_esc(self.stored_dtype)} · "
+                f"{_esc(kind)}{rng}{extra}")
 
 
 #: The parameters that opening an Unsampler export puts back into the form.
@@ -76,8 +78,9 @@ RESTORED_KEYS = ("family", "sampler", "scheduler", "steps", "start_at_step", "en
                  "formula", "normalize")
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _esc(text) -> str:
+    """Any value, as text that a RichText label shows literally (strings from files are never markup)."""
+    return html.escape(printable(text))
 
 
 @dataclass(frozen=True)
@@ -465,10 +468,9 @@ class ParamPanel(QWidget):
 
     def confirm_nonfinite(self, text: str) -> bool:
         """Asks the user (tests replace this)."""
-        answer = QMessageBox.question(self, "Open latent", text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        from .errors import ask
+
+        return ask(self, "Open latent", text)
 
     def open_checkpoint(self, path_or_name: str) -> None:
         """Detect a checkpoint's family on a worker (or pick a built-in family by name)."""
@@ -573,7 +575,7 @@ class ParamPanel(QWidget):
             self.prediction.setCurrentIndex(max(0, i))
         finally:
             self._quiet -= 1
-        self.override_info.setText(f"{fam.display_name}: {kind} sampling, shift {fam.sampling.shift:g}, "
+        self.override_info.setText(f"{_esc(fam.display_name)}: {kind} sampling, shift {fam.sampling.shift:g}, "
                                    f"{fam.sampling.prediction}" + ("" if kind in SHIFT_KINDS else
                                                                    " (this kind has no shift)"))
         self._show_model_info()
