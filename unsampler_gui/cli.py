@@ -99,15 +99,23 @@ def parse_shift(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def parse_count(text: str) -> int:
-    """A whole number >= 0 (0: the default)."""
+#: More threads than this is never faster (see ``core.devices.MAX_DEFAULT_THREADS``), only more memory.
+MAX_THREADS = 256
+
+
+def parse_count(text: str, most: int = 1 << 31) -> int:
+    """A whole number from 0 (the default) to ``most``."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (the default) or more, got {value}")
+    if not 0 <= value <= most:
+        raise argparse.ArgumentTypeError(f"must be from 0 (the default) to {most}, got {value}")
     return value
+
+
+def parse_threads(text: str) -> int:
+    return parse_count(text, MAX_THREADS)
 
 
 def parse_range(text: str):
@@ -223,7 +231,7 @@ def cmd_run(args) -> int:
         a, b = args.range if args.range is not None else (0, None)
         spec = spec.replace(frames=tuple(select_positions(plan.n_steps, a, b, args.every, args.reverse)))
         plan = plan_unsample(spec)
-    if os.path.lexists(args.output) and not args.overwrite:
+    if os.path.lexists(args.output) and not args.overwrite and not os.path.isdir(args.output):
         from .core.errors import ResourceError
 
         raise ResourceError(f"{args.output} already exists; pass --overwrite to replace it")
@@ -379,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cap the memory used while writing (e.g. 2G); the output streams to disk")
     sp.add_argument("--allow-nonfinite", action="store_true", help="go on with NaN/Inf in the latent (zeroed)")
     sp.add_argument("--chunk", type=parse_count, default=0, help=argparse.SUPPRESS)
-    sp.add_argument("--threads", type=parse_count, default=0, help="CPU threads (default: all cores)")
+    sp.add_argument("--threads", type=parse_threads, default=0, help="CPU threads (default: all cores)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("info", help="describe a latent file or a checkpoint")

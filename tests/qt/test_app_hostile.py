@@ -101,3 +101,21 @@ def test_questions_and_error_boxes_are_plain_text(qtbot, monkeypatch):
     monkeypatch.setattr(QMessageBox, "exec", lambda self: seen.append(self.textFormat()) or QMessageBox.StandardButton.No)
     assert ask(None, "Export", f"{IMG}.latent already exists. Replace it?") is False
     assert seen == [Qt.TextFormat.PlainText]
+
+
+def test_tooltips_quote_paths_and_evidence_as_text(window, qtbot, tmp_path):
+    """A tooltip is read as HTML when it looks like it: /tmp/<img src='/dev/zero'>.latent is a valid path."""
+    folder = tmp_path / "<img src='" / "dev"
+    folder.mkdir(parents=True)
+    p = _latent(folder / "zero'>.latent", {"family": "SD15"})
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.panel.open_latent(str(p))
+    tip = window.panel.latent_info.toolTip()
+    assert tip.startswith("<qt>") and "<img" not in tip and "&lt;img src=&#x27;/dev/zero&#x27;&gt;" in tip
+    window.show_status(f"opened {p}")
+    assert "<img" not in window.status_label.toolTip()
+    ckpt = tmp_path / "m.safetensors"
+    cf.write_safetensors(ckpt, cf.minimal_entries("SDXL"), {"modelspec.architecture": IMG})
+    window.panel.open_checkpoint(str(ckpt))
+    qtbot.waitUntil(lambda: "modelspec" in window.panel.model_info.toolTip(), timeout=WAIT_MS)
+    assert "<img" not in window.panel.model_info.toolTip()

@@ -68,6 +68,8 @@ def open_regular(path, label: str = "") -> "os.PathLike":
         if not stat.S_ISREG(st.st_mode):  # checked before open(): opening a FIFO would block
             raise BadFileError(_not_regular(name, st.st_mode))
         fd = os.open(p, flags)
+    except BadFileError:
+        raise
     except FileNotFoundError:
         raise BadFileError(f"{name}: no such file") from None
     except PermissionError:

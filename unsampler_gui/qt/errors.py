@@ -60,6 +60,14 @@ def show_error(parent: Optional[QWidget], title: str, message: str) -> QMessageB
     return box
 
 
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows ``text`` literally: Qt reads a tooltip as HTML when it looks like HTML, and a
+    path such as ``/tmp/<img src='/dev/zero'>.latent`` would make it load /dev/zero as an image."""
+    import html
+
+    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>" if text else ""
+
+
 def ask(parent: Optional[QWidget], title: str, text: str) -> bool:
     """A modal Yes/No question in plain text (``QMessageBox.question`` would read markup in file names)."""
     box = QMessageBox(QMessageBox.Icon.Question, title, text,

@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_status(self, text: str) -> None:
         self.status_label.setText(text)
-        self.status_label.setToolTip(text)
+        self.status_label.setToolTip(errors.plain_tooltip(text))
 
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:

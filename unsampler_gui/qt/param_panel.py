@@ -24,6 +24,7 @@ from ..core.errors import printable
 from ..core.latent_io import NonFiniteLatentError
 from ..core.sigmas import MAX_STEPS
 from . import SAMPLE_LABEL
+from .errors import plain_tooltip
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .worker import LatestOnly, Worker
@@ -501,7 +502,7 @@ class ParamPanel(QWidget):
         """Use this latent; switch to a family that takes it when the current one does not."""
         self._latent = latent
         self.latent_info.setText(latent.describe())
-        self.latent_info.setToolTip(latent.path or "")
+        self.latent_info.setToolTip(plain_tooltip(latent.path or ""))
         fam = self.base_family()
         shape = latent.shape
         fits = core.families_for_channels(shape[1], len(shape))
@@ -595,7 +596,7 @@ class ParamPanel(QWidget):
             shift = f", shift {float(shift):g}" if shift is not None and fam.sampling.kind in SHIFT_KINDS else ""
             self.model_info.setText(f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(pred)}{shift})<br>"
                                     f"detected from the header; why:{evidence or ' (no details)'}")
-            self.model_info.setToolTip("\n".join(f"• {e}" for e in ev))
+            self.model_info.setToolTip(plain_tooltip("\n".join(f"• {e}" for e in ev)))
         else:
             self.model_info.setToolTip("")
             self.model_info.setText(f"built-in family {_esc(fam.name)}: {fam.comfy_class}, "

@@ -37,7 +37,7 @@ class Limits:
 
     max_bytes: int = 64 << 20  # of pickle data read
     max_ops: int = 4_000_000  # opcodes run
-    max_objects: int = 2_000_000  # containers, strings, calls, memo entries and container items made
+    max_objects: int = 1_000_000  # containers, strings, calls, memo entries and container items made
     max_depth: int = 256  # nesting of containers (tuples of tuples, ...)
     max_int_bytes: int = 1024  # LONG4 length
     max_text_digits: int = 1000  # INT / LONG / GET / PUT as text
@@ -108,7 +108,8 @@ class Unpickler:
         self.metastack: list = []
         self.memo: dict = {}
         self._objects = 0
-        self._depth: dict = {}  # id -> (depth, obj): obj kept alive so that its id stays its own
+        self._depth: dict = {}  # id -> depth of every container made (kept alive in _alive: ids stay theirs)
+        self._alive: list = []
         self._callable: dict = {}  # id -> obj: what find_class returned
         self._fresh: dict = {}  # id -> obj: what a call of this load returned
         self._proto = 0
@@ -171,21 +172,25 @@ class Unpickler:
         if self._objects > self.limits.max_objects:
             raise RefusedPickle(f"refusing to load: the pickle makes more than {self.limits.max_objects} objects")
 
-    def _depth_of(self, obj) -> int:
-        d = self._depth.get(id(obj))
-        return d[0] if d is not None and d[1] is obj else 0
-
     def _nest(self, obj, children) -> None:
-        """Record ``obj``'s depth: one more than its deepest child; refuse past max_depth."""
+        """Record ``obj``'s depth: one more than its deepest child; refuse past max_depth.
+
+        Every object given here stays alive until the load ends, so an id always names its object.
+        """
+        depth = self._depth
         d = 1
         for c in children:
-            cd = self._depth.get(id(c))
-            if cd is not None and cd[1] is c and cd[0] >= d:
-                d = cd[0] + 1
+            cd = depth.get(id(c), 0)
+            if cd >= d:
+                d = cd + 1
         if d > self.limits.max_depth:
             raise RefusedPickle(f"refusing to load: the pickle's data is nested more than {self.limits.max_depth} deep")
-        if d >= self._depth_of(obj):
-            self._depth[id(obj)] = (d, obj)
+        key = id(obj)
+        if key not in depth:
+            self._alive.append(obj)
+            depth[key] = d
+        elif d > depth[key]:
+            depth[key] = d
 
     def _push_container(self, obj, children=()) -> None:
         self._count(1 + len(children))
@@ -242,24 +247,24 @@ class Unpickler:
     # ---- the loop ------------------------------------------------------------------------------
 
     def load(self):
-        ops = 0
-        op = None
-        start = 0
+        ops, limit = 0, self.limits.max_ops
+        op, start = None, 0
+        dispatch = _TABLE
         try:
             while True:
-                start = self.end
-                self._more(1)
-                op = self._buf[self.pos]
-                self.pos += 1
+                pos = self.pos
+                if pos >= len(self._buf):
+                    self._more(1)
+                    pos = self.pos
+                start = self._base + pos
+                op = self._buf[pos]
+                self.pos = pos + 1
                 ops += 1
-                if ops > self.limits.max_ops:
-                    raise RefusedPickle(f"refusing to load: the pickle runs more than {self.limits.max_ops} opcodes")
+                if ops > limit:
+                    raise RefusedPickle(f"refusing to load: the pickle runs more than {limit} opcodes")
                 if op == 0x2e:  # STOP
                     return self._pop()
-                handler = _DISPATCH.get(op)
-                if handler is None:
-                    raise _Corrupt("an unknown opcode")
-                handler(self)
+                dispatch[op](self)
         except RefusedPickle:
             raise
         except BadFileError:
@@ -613,5 +618,13 @@ _DISPATCH = {
     0x98: _refused("out-of-band buffers"),
 }
 
+
+
+
+def _unknown(u: Unpickler):
+    raise _Corrupt("an unknown opcode")
+
+
+_TABLE = [_DISPATCH.get(i, _unknown) for i in range(256)]
 
 __all__ = ["Unpickler", "Limits", "Record", "RefusedPickle"]
