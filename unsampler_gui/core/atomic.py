@@ -350,11 +350,16 @@ class AtomicFile:
         self.overwrite = overwrite
         self.folder = os.path.dirname(self.path)
         clean_stale_partials(self.folder)
-        self.tmp, self.fd = self._create()
         self._file = None
         self._done = False
         self._offset = 0
-        self._behind = WriteBehind(self.fd) if write_behind else None
+        self._behind = None
+        self.tmp, self.fd = self._create()
+        try:
+            self._behind = WriteBehind(self.fd) if write_behind else None
+        except BaseException:  # even a signal here leaves no temporary file
+            self.abort()
+            raise
 
     @property
     def file(self):

@@ -354,11 +354,11 @@ class LatentWriter:
         self.written = 0
         header = latent_header_bytes(self.shape, metadata)
         self._file = AtomicFile(path, overwrite=overwrite, write_behind=True)
-        self.path, self.tmp = self._file.path, self._file.tmp
         try:
+            self.path, self.tmp = self._file.path, self._file.tmp
             self._file.write(header)
         except BaseException:
-            self.abort()
+            self._file.abort()
             raise
 
     def write(self, frames) -> None:
