@@ -2,9 +2,15 @@
 
     make bench                 # every case
     make bench ARGS=--quick    # smaller streaming case, fewer repeats
+    make bench ARGS="--only durable"
 
 Each measurement runs in a fresh subprocess so its peak RSS is its own. Prints one table:
 case, baseline, Unsampler, ratio, peak memory, target, and pass or miss.
+
+The durable-export figure (``bench_durable``) times whole processes, start to exit, as a user sees
+them: ``unsampler run`` of SD1.5 x 10,000 to a fsynced ``.latent``, against the floor (``python -c
+"import torch"`` plus ``dd conv=fsync`` of the same bytes) and against the node's algorithm saved
+as ComfyUI's SaveLatent saves it (``safetensors.torch.save_file``) plus an fsync.
 """
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ CASES = {  # name: (family, shape, steps)
     "SDXL [1,4,128,128] x 10000": ("SDXL", (1, 4, 128, 128), 10000),
 }
 SPEEDUP_TARGET = {"SDXL [1,4,128,128] x 10000": 5.0}
+#: Durable export (issue 11): time over the floor, speed over the node + save + fsync, peak memory over the node's.
+DURABLE_FLOOR_TARGET, DURABLE_SPEEDUP_TARGET, DURABLE_MEMORY_TARGET = 1.15, 1.6, 0.5
 
 
 # ---- what runs inside one measurement subprocess ------------------------------------------------
@@ -148,6 +156,84 @@ def bench_schedules(rows) -> None:
         True)
 
 
+# ---- durable export: whole processes, timed from the outside ---------------------------------------
+
+_NODE_SAVE = """
+import os, sys
+import torch
+from safetensors.torch import load_file, save_file
+from unsampler_gui.core import node_sigmas
+src, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+x = load_file(src)["latent_tensor"]
+sig = node_sigmas("SD15", "euler", "simple", steps)
+n = len(sig)
+latents = x.repeat(n, *([1] * (x.dim() - 1)))          # BatchUnsampler, DESIGN.md section 2
+noise = torch.randn_like(latents)
+samples = latents + noise * sig.view(-1, *([1] * (x.dim() - 1))).repeat_interleave(x.shape[0], 0)
+# SaveLatent: comfy.utils.save_torch_file(output, file) -> safetensors.torch.save_file
+save_file({"latent_tensor": samples.contiguous(), "latent_format_version_0": torch.tensor([])}, out)
+fd = os.open(out, os.O_RDONLY)
+os.fsync(fd)                                            # the same durability as ours
+os.close(fd)
+"""
+
+
+def _timed(cmd, cwd=None) -> tuple:
+    """(wall seconds, peak RSS bytes) of one process, start to exit."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    dt = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{err[-2000:]}")
+    return dt, usage.ru_maxrss * 1024
+
+
+def bench_durable(rows, repeats: int, steps: int = 10000) -> None:
+    """A durable ``unsampler run`` of SD1.5 x ``steps`` against the floor and the node's algorithm + save + fsync."""
+    import torch
+
+    from unsampler_gui.core.latent_io import write_latent
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("UNSAMPLER_BENCH_DIR", ROOT)) as d:
+        src, ours_out, node_out, dd_out = (os.path.join(d, n) for n in ("in.latent", "ours.latent", "node.latent",
+                                                                        "dd.bin"))
+        torch.manual_seed(0)
+        write_latent(src, torch.randn(1, 4, 64, 64))
+        ours_cmd = [sys.executable, "-m", "unsampler_gui.cli", "run", "--model", "SD15", "--latent", src,
+                    "--steps", str(steps), "-o", ours_out]
+        node_cmd = [sys.executable, "-c", _NODE_SAVE, src, node_out, str(steps)]
+        _timed(ours_cmd, cwd=ROOT)  # one warm-up of the page cache for the Python files, not counted
+        nbytes = os.path.getsize(ours_out)
+        floor, ours, node, ours_rss, node_rss = [], [], [], 0, 0
+        for _ in range(repeats):  # interleaved, so that the machine's drift hits all three alike
+            for p in (ours_out, node_out, dd_out):
+                if os.path.exists(p):
+                    os.remove(p)
+            t_import, _ = _timed([sys.executable, "-c", "import torch"])
+            t_dd, _ = _timed(["dd", "if=/dev/zero", f"of={dd_out}", "bs=4M", f"count={nbytes}", "iflag=count_bytes",
+                              "conv=fsync"])
+            floor.append(t_import + t_dd)
+            t, rss = _timed(ours_cmd, cwd=ROOT)
+            ours.append(t)
+            ours_rss = max(ours_rss, rss)
+            t, rss = _timed(node_cmd, cwd=ROOT)
+            node.append(t)
+            node_rss = max(node_rss, rss)
+        complete = os.path.getsize(node_out) > 0 and os.path.getsize(ours_out) == nbytes
+    fl, us, nd = statistics.median(floor), statistics.median(ours), statistics.median(node)
+    name = f"durable export SD1.5 x {steps} ({gb(nbytes)}, fsync)"
+    row(rows, f"{name}: time / floor (import torch + dd conv=fsync)", f"{fl:.2f} s", f"{us:.2f} s", f"{us / fl:.2f}x",
+        gb(ours_rss), f"<= {DURABLE_FLOOR_TARGET}x", us / fl <= DURABLE_FLOOR_TARGET and complete)
+    row(rows, f"{name}: speed vs node + save_file + fsync", f"{nd:.2f} s", f"{us:.2f} s", f"{nd / us:.2f}x",
+        gb(ours_rss), f">= {DURABLE_SPEEDUP_TARGET}x", nd / us >= DURABLE_SPEEDUP_TARGET)
+    row(rows, f"{name}: peak RSS vs node's", gb(node_rss), gb(ours_rss), f"{ours_rss / node_rss:.2f}x", gb(ours_rss),
+        f"<= {DURABLE_MEMORY_TARGET}x", ours_rss / node_rss <= DURABLE_MEMORY_TARGET)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--child")
@@ -203,6 +289,9 @@ def main() -> int:
                 f"< {gb(cap)}", st["peak_increase"] < cap)
             row(rows, f"{name}: identical to in-memory export", "-", "same bytes" if same else "DIFFERENT", "-", "-",
                 "identical", same)
+    if not args.only or "durable" in args.only:
+        bench_durable(rows, 1 if args.quick else 5)
+        print("  done durable export", file=sys.stderr, flush=True)
     bench_schedules(rows)
     _print_table(rows)
     return 0 if all(r[-1] == "pass" for r in rows) else 1

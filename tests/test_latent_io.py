@@ -144,23 +144,33 @@ def test_no_overwrite_without_permission(tmp_path):
     assert read_latent(p).tensor.sum() == 16
 
 
-def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fail_at", ["write", "fsync"])
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch, fail_at):
+    """The disk fills on the third write (or at the final fsync): a clear message, and nothing left."""
     import errno
 
-    import unsampler_gui.core.latent_io as lio
+    import unsampler_gui.core.atomic as atomic
 
     calls = {"n": 0}
-    real = lio.LatentWriter._write_all
+    real_write, real_fsync = os.write, os.fsync
 
-    def failing(self, data):
+    def failing_write(fd, data):
         calls["n"] += 1
         if calls["n"] > 2:
-            raise lio._disk_error(self.path, OSError(errno.ENOSPC, "No space left on device"))
-        return real(self, data)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
 
-    monkeypatch.setattr(lio.LatentWriter, "_write_all", failing)
-    with pytest.raises(ResourceError, match="disk full"):
+    def failing_fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fail_at == "write":
+        monkeypatch.setattr(atomic.os, "write", failing_write)
+    else:
+        monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
+    with pytest.raises(ResourceError, match="disk full while writing big.latent: nothing was saved"):
         write_latent(tmp_path / "big.latent", torch.zeros(10, 4, 64, 64), chunk_bytes=4096)
+    monkeypatch.setattr(atomic.os, "write", real_write)
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
     assert list(tmp_path.iterdir()) == []
 
 

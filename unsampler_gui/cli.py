@@ -7,23 +7,64 @@
     unsampler families [--json]
     unsampler --families PATH ... (any command; before or after it; a family file or a folder of them)
 
-User errors print one line on stderr and exit with status 2; nothing prints a traceback.
+User errors print one line on stderr and exit with status 2; nothing prints a traceback. Strings
+from files and paths are printed escaped (``core.errors.printable``): a terminal never receives an
+escape sequence or a newline from a file. SIGTERM and SIGHUP stop a run as Ctrl+C does, removing
+its partial output.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 import time
 import traceback
 from typing import Optional
 
 from . import __version__, cli_pictures
+from .core.errors import printable
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
 EXIT_CANCELLED = 130
+#: The largest --max-memory (1 EiB): anything above is a typing mistake.
+MAX_SIZE = 1 << 60
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and a hint to --help, not the whole usage."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"unsampler: error: {printable(message)} (see '{self.prog} --help')\n")
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled as Ctrl+C is (the run stops, its partial file is removed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on(signum, frame):
+    raise _Stopped(signum)
+
+
+def _install_signals() -> dict:
+    """SIGTERM and SIGHUP raise like SIGINT; returns the handlers to put back."""
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, _stop_on)
+        except (ValueError, OSError):  # not the main thread, or not allowed here
+            pass
+    return old
 
 
 def _log_path() -> str:
@@ -32,15 +73,36 @@ def _log_path() -> str:
 
 
 def parse_size(text: str) -> int:
-    """'2G', '512M', '1.5GB', '1000000' -> bytes."""
+    """'2G', '512M', '1.5GB', '1000000' -> bytes: a finite size above 0 and at most 1 EiB."""
     t = text.strip().upper().rstrip("B")
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     try:
-        if t and t[-1] in mult:
-            return int(float(t[:-1]) * mult[t[-1]])
-        return int(float(t))
+        value = float(t[:-1]) * mult[t[-1]] if t and t[-1] in mult else float(t)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 2G or 512M)") from None
+    if not math.isfinite(value) or not 1 <= value <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable size: give one from 1 byte to 1 EiB "
+                                         "(e.g. 2G or 512M)")
+    return int(value)
+
+
+#: More threads than this is never faster (see ``core.devices.MAX_DEFAULT_THREADS``), only more memory.
+MAX_THREADS = 256
+
+
+def parse_count(text: str, most: int = 1 << 31) -> int:
+    """A whole number from 0 (the default) to ``most``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= most:
+        raise argparse.ArgumentTypeError(f"must be from 0 (the default) to {most}, got {value}")
+    return value
+
+
+def parse_threads(text: str) -> int:
+    return parse_count(text, MAX_THREADS)
 
 
 def parse_range(text: str):
@@ -155,6 +217,16 @@ class _Progress:
         self.stream.write(f"\n{text}\n")
 
 
+def _check_output(path: str, overwrite: bool) -> None:
+    """An existing output needs --overwrite; a folder, a FIFO or a device is never replaced."""
+    from .core.atomic import check_target
+    from .core.errors import ResourceError
+
+    if os.path.lexists(path) and not overwrite and not os.path.isdir(path):
+        raise ResourceError(f"{path} already exists; pass --overwrite to replace it")
+    check_target(path, overwrite)
+
+
 def cmd_run(args) -> int:
     from .core import params
     from .core.export import select_positions
@@ -170,13 +242,14 @@ def cmd_run(args) -> int:
         a, b = args.range if args.range is not None else (0, None)
         spec = spec.replace(frames=tuple(select_positions(plan.n_steps, a, b, args.every, args.reverse)))
         plan = plan_unsample(spec)
-    if os.path.exists(args.output) and not args.overwrite:
-        from .core.errors import ResourceError
+    _check_output(args.output, args.overwrite)
+    if args.max_memory:
+        from .core.export import check_memory_cap
 
-        raise ResourceError(f"{args.output} already exists; pass --overwrite to replace it")
-    print(f"{plan.spec.family.name}: {plan.describe()} -> {args.output}", file=sys.stderr)
+        check_memory_cap(plan, args.max_memory, args.threads, "--max-memory")
+    print(f"{plan.spec.family.name}: {plan.describe()} -> {printable(args.output)}", file=sys.stderr)
     res = run_unsample(plan, _Progress(), output=args.output, overwrite=args.overwrite, max_memory=args.max_memory)
-    print(f"wrote {res.path} ({plan.out_shape[0]} latents {list(plan.out_shape)}) in {res.seconds:.2f}s "
+    print(f"wrote {printable(res.path)} ({plan.out_shape[0]} latents {list(plan.out_shape)}) in {res.seconds:.2f}s "
           f"on {res.device}", file=sys.stderr)
     return 0
 
@@ -201,8 +274,7 @@ def cmd_export(args) -> int:
         if not args.output:
             raise BadParameterError(f"{kind.key} writes a file: give --output FILE")
         path = kind.target(args.output)
-        if os.path.exists(path) and not args.overwrite:
-            raise ResourceError(f"{path} already exists; pass --overwrite to replace it")
+        _check_output(path, args.overwrite)
     elif not args.comfyui:
         raise BadParameterError(f"{kind.key} writes into ComfyUI's input folder: give --comfyui FOLDER")
     options = exports.options_from_cli(kind, args)
@@ -210,47 +282,59 @@ def cmd_export(args) -> int:
     source = session.export_source()
     kind.check(source)
     what = f"{len(positions)} of {plan.n_steps} steps" if kind.picks_frames else f"{plan.n_steps} steps"
-    print(f"{kind.label}: {plan.spec.family.name}, {what} -> {path or args.comfyui}", file=sys.stderr)
+    if args.max_memory and kind.key in ("latent", "comfyui"):
+        from .core.export import check_memory_cap
+
+        check_memory_cap(plan, args.max_memory, 0, "--max-memory")
+    print(f"{kind.label}: {plan.spec.family.name}, {what} -> {printable(path or args.comfyui)}", file=sys.stderr)
     job = exports.export_job(kind.key, source, path, positions, args.overwrite, options)
-    print(f"wrote {job(_Progress(label='exporting'))}", file=sys.stderr)
+    print(f"wrote {printable(job(_Progress(label='exporting')))}", file=sys.stderr)
     return 0
+
+
+def _g(v) -> str:
+    return "?" if v is None else f"{v:.4g}"
 
 
 def cmd_info(args) -> int:
     from .core.inputs import is_latent_file
 
     path = args.file
+    shown = printable(path)
     from .cli_pictures import cmd_info_picture, is_picture_or_workflow
 
     if is_picture_or_workflow(path):
         return cmd_info_picture(args)
     if is_latent_file(path):
-        from .core.latent_io import read_latent
+        from .core.latent_io import latent_summary
 
-        lat = read_latent(path, allow_nonfinite=True)
-        doc = lat.summary()
+        doc = latent_summary(path)  # streamed: one chunk in memory, whatever the file's size
         if args.json:
             print(json.dumps(doc))
             return 0
-        print(f"{path}: {lat.kind} file")
-        print(f"  shape   {list(lat.shape)}  (stored {lat.stored_dtype}, read as float32)")
-        print(f"  marker  {'latent_format_version_0 present' if lat.has_marker else 'missing'}"
-              f"  multiplier {lat.multiplier!r}")
-        if doc["min"] is not None:
-            print(f"  values  min {doc['min']:.4g}  max {doc['max']:.4g}  mean {doc['mean']:.4g}  "
+        print(f"{shown}: {doc['kind']} file")
+        print(f"  shape   {doc['shape']}  (stored {doc['stored_dtype']}, read as float32)")
+        print(f"  marker  {'latent_format_version_0 present' if doc['marker'] else 'missing'}"
+              f"  multiplier {doc['multiplier']!r}")
+        if doc.get("values_skipped"):
+            print(f"  values  {doc['values_skipped']}")
+        elif doc["min"] is not None:
+            print(f"  values  min {_g(doc['min'])}  max {_g(doc['max'])}  mean {_g(doc['mean'])}  "
                   f"std {doc['std'] if doc['std'] is None else round(doc['std'], 4)}")
-        if lat.nonfinite:
-            print(f"  WARNING {lat.nonfinite} NaN/Inf values")
-        print(f"  sha256  {lat.sha256}")
-        if lat.unsampler:
-            u = lat.unsampler
-            from .core import params
-
-            keys = ("family", "model", *(k for k in params.metadata(params.default()) if k != "family"), "frames")
-            print("  unsampler export: " + ", ".join(f"{k}={u.get(k)}" for k in keys if k in u))
+        if doc["nonfinite"]:
+            print(f"  WARNING {doc['nonfinite']} NaN/Inf values")
+        if doc["sha256"]:
+            print(f"  sha256  {doc['sha256']}")
+        u = doc["unsampler"]
+        if u:
+            keys = ("family", "model", "sampler", "scheduler", "steps", "start_at_step", "end_at_step", "seed",
+                    "noise", "formula", "normalize", "frames")
+            print("  unsampler export: " + ", ".join(f"{k}={printable(u.get(k), 80)}" for k in keys if k in u))
             src = u.get("source") or {}
             if src.get("name"):
-                print(f"  source  {src.get('name')} sha256 {src.get('sha256')}")
+                print(f"  source  {printable(src.get('name'), 200)} sha256 {printable(src.get('sha256'), 80)}")
+        for note in doc.get("notes") or ():
+            print(f"  note    {printable(note)}")
         return 0
     from .core.detect import detect_model
 
@@ -260,11 +344,11 @@ def cmd_info(args) -> int:
         print(json.dumps(doc))
         return 0
     fam = det.family_obj
-    print(f"{path}: {doc.get('kind')} -> {det.family} ({fam.display_name})")
+    print(f"{shown}: {doc.get('kind')} -> {det.family} ({printable(fam.display_name)})")
     print(f"  prediction {det.prediction}  shift {det.shift}  sampling {fam.sampling.kind}  "
           f"latent {fam.latent.name} ({fam.latent.channels} ch, scale {fam.latent.scale_factor})")
     for ev in det.evidence:
-        print(f"  evidence: {ev}")
+        print(f"  evidence: {printable(ev)}")
     if getattr(det, "overrides", None):
         print(f"  overrides: {det.overrides}")
     return 0
@@ -309,7 +393,7 @@ def _families_option(p: argparse.ArgumentParser, dest: str, default) -> None:
                         "(repeatable; <config>/families/*.json are always loaded)")
 
 
-class _CommandParser(argparse.ArgumentParser):
+class _CommandParser(_Parser):
     """A command's parser: it takes ``--families`` too, so the option works after the command as well."""
 
     def __init__(self, *args, **kwargs):
@@ -325,14 +409,14 @@ def load_user_families(args) -> None:
 
     paths = list(getattr(args, "families_before", None) or []) + list(getattr(args, "families_after", None) or [])
     for problem in reload_families(paths).problems:
-        print(f"unsampler: warning: skipped {problem}", file=sys.stderr)
+        print(f"unsampler: warning: skipped {printable(problem)}", file=sys.stderr)
 
 
 # ---- parser -----------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unsampler", description="ComfyUI's BatchUnsampler, on the command line.")
+    p = _Parser(prog="unsampler", description="ComfyUI's BatchUnsampler, on the command line.")
     p.add_argument("--version", action="version", version=f"unsampler {__version__}")
     _families_option(p, "families_before", None)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
@@ -358,8 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
                     help="cap the memory used while writing (e.g. 2G); the output streams to disk")
     sp.add_argument("--allow-nonfinite", action="store_true", help="go on with NaN/Inf in the latent (zeroed)")
-    sp.add_argument("--chunk", type=int, default=0, help=argparse.SUPPRESS)
-    sp.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    sp.add_argument("--chunk", type=parse_count, default=0, help=argparse.SUPPRESS)
+    sp.add_argument("--threads", type=parse_threads, default=0, help="CPU threads (default: all cores)")
     sp.set_defaults(func=cmd_run)
 
     from .core import exports
@@ -402,8 +486,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list] = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate in a file name prints as \udcff, never fails
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     parser = build_parser()
     args = parser.parse_args(argv)
+    old = _install_signals()
+    try:
+        return _run(args)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _run(args) -> int:
     from .core.errors import Cancelled, UnsamplerError
 
     try:
@@ -412,11 +510,13 @@ def main(argv: Optional[list] = None) -> int:
     except Cancelled as e:
         print(f"unsampler: {e}", file=sys.stderr)
         return EXIT_CANCELLED
-    except KeyboardInterrupt:
-        print("\nunsampler: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_CANCELLED
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
+        why = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"\nunsampler: {why}; nothing was written", file=sys.stderr)
+        return 128 + int(signum)
     except (UnsamplerError, ValueError) as e:
-        print(f"unsampler: error: {e}", file=sys.stderr)
+        print(f"unsampler: error: {printable(e)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return 0
@@ -424,12 +524,13 @@ def main(argv: Optional[list] = None) -> int:
         path = _log_path()
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
+            with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} unsampler {' '.join(sys.argv[1:])}\n")
                 f.write(traceback.format_exc())
         except OSError:
             path = "(no log: the cache folder is not writable)"
-        print(f"unsampler: internal error: {type(e).__name__}: {e} (details in {path})", file=sys.stderr)
+        print(f"unsampler: internal error: {type(e).__name__}: {printable(e, 200)} (details in {printable(path)})",
+              file=sys.stderr)
         return EXIT_INTERNAL
 
 

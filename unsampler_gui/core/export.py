@@ -1,16 +1,16 @@
 """Exports of a finished run: the ``.latent`` batch (all or part), and its sigmas.
 
-All writes are atomic: a temporary file in the target folder, renamed when complete.
+All writes go through ``atomic``: a temporary file in the target folder, renamed when complete.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from typing import Optional, Sequence
 
-from .errors import BadParameterError, Cancelled, ResourceError
-from .latent_io import LatentWriter, _default_mode, _disk_error
+from .atomic import atomic_write
+from .devices import default_threads, human_bytes
+from .errors import BadParameterError, Cancelled
+from .latent_io import LatentWriter
 from .sigma_format import manual_sigmas_text
 from .sigmas import sigmas_document as schedule_document
 from .job import Plan, Reporter, UnsampleResult, export_metadata
@@ -61,29 +61,34 @@ def export_latent(result: UnsampleResult, path, positions: Optional[Sequence[int
         return w.commit()
 
 
+def stream_memory_floor(plan: Plan, threads: int = 0) -> int:
+    """The least memory a streamed run of ``plan`` holds, whatever the cap: whole steps in flight.
+
+    One step is ``batch`` frames. The CPU driver fills one staging chunk per thread plus one queued
+    (a chunk is at least one step); the CUDA driver stages two chunks in pinned memory; both keep the
+    input latent (one step's worth). The cap given to ``run_unsample`` shrinks the chunks down to one
+    step, never below this.
+    """
+    step = plan.frame_bytes * plan.batch
+    if plan.device.type == "cuda":
+        return 3 * step
+    return (int(threads or default_threads()) + 2) * step
+
+
+def check_memory_cap(plan: Plan, max_memory: int, threads: int = 0, name: str = "the memory cap") -> None:
+    """Refuse a cap that a streamed run of ``plan`` cannot keep, saying what the least is."""
+    floor = stream_memory_floor(plan, threads)
+    if max_memory < floor:
+        step = plan.frame_bytes * plan.batch
+        least_one = stream_memory_floor(plan, 1)
+        hint = f" ({human_bytes(least_one)} with one thread)" if least_one < floor else ""
+        raise BadParameterError(
+            f"{name} {human_bytes(max_memory)} cannot be met: one step of this run is {human_bytes(step)} and a "
+            f"streamed run holds at least {floor // step} steps, so it needs at least {human_bytes(floor)}{hint}")
+
+
 def _atomic_text(path, text: str, overwrite: bool) -> str:
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise ResourceError(f"{path} already exists (choose another name, or allow overwriting)")
-    folder = os.path.dirname(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".unsampler-", suffix=".partial", dir=folder)
-    except OSError as e:
-        raise _disk_error(path, e) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise _disk_error(path, e) from None
-    return path
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), overwrite)
 
 
 def sigmas_document(plan: Plan) -> dict:

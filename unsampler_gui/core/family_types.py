@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from .errors import BadParameterError
+from .overrides import check_shift
 
 #: ComfyUI ModelSampling classes, by our short name: ModelSamplingDiscrete, StableCascadeSampling,
 #: ModelSamplingContinuousEDM, ModelSamplingDiscreteFlow, ModelSamplingFlux, ModelSamplingAV.
@@ -111,9 +112,7 @@ class Family:
         if shift is not None and float(shift) != s.shift:
             if not s.has_shift:
                 raise BadParameterError(f"{self.name} ({s.kind} sampling) has no shift to override")
-            if not shift > 0:
-                raise BadParameterError(f"shift must be > 0, got {shift}")
-            changes["shift"] = float(shift)
+            changes["shift"] = check_shift(shift, s.kind)  # ComfyUI's node range; a Flux shift overflows sooner
             changes["table_sha256"] = None
         if prediction is not None and prediction.upper() != s.prediction:
             p = prediction.upper()

@@ -1,26 +1,31 @@
-"""ComfyUI ``.latent`` files (and single-tensor ``.safetensors``): read, and write atomically.
+"""ComfyUI ``.latent`` files (and single-tensor ``.safetensors``): read, summarise, and write atomically.
 
 The format is described in ``shared/reference/latent_io.md``: a safetensors file with ``latent_tensor``
 and the empty ``latent_format_version_0`` marker. LoadLatent multiplies files without the marker by
-``1/0.18215``; we do the same. Writes stream through a temporary file in the target folder that is
-renamed into place only when complete, so a failed or cancelled write never leaves a file that
-looks finished.
+``1/0.18215``; we do the same. Reading checks the memory a latent needs before allocating it;
+``latent_summary`` describes a file of any size with one chunk in memory. Our ``unsampler`` metadata
+is parsed as untrusted input (``parse_unsampler_metadata``). Writes stream through
+``atomic.AtomicFile``: a temporary file in the target folder, handed to the disk as it is written,
+fsynced and renamed into place only when complete, so a failed or cancelled write never leaves a
+file that looks finished.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
+import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .errors import BadFileError, ResourceError
-from .safetensors_io import SafetensorsHeader, open_checked, read_header, read_tensor_array
+from .atomic import AtomicFile, disk_error
+from .devices import human_bytes
+from .errors import BadFileError, printable, reading
+from .safetensors_io import DTYPES, SafetensorsHeader, check_memory, open_checked, read_header, read_tensor_array
+from .stats import SUMMARY_CHUNK, ValueSummary, value_summary
 
 LATENT_KEY = "latent_tensor"
 MARKER_KEY = "latent_format_version_0"
@@ -46,8 +51,9 @@ class LatentFile:
     multiplier: float
     sha256: str
     metadata: dict = field(default_factory=dict)
-    unsampler: Optional[dict] = None  # our export's parameters, when the file is one of ours
+    unsampler: Optional[dict] = None  # our export's parameters, when the file is one of ours (checked)
     nonfinite: int = 0
+    notes: list = field(default_factory=list)  # what was ignored in the file's metadata
 
     @property
     def shape(self) -> tuple:
@@ -58,16 +64,13 @@ class LatentFile:
         return self.kind == "latent"
 
     def summary(self) -> dict:
-        t = self.tensor
-        finite = t[torch.isfinite(t)] if self.nonfinite else t
+        """Kind, shape, sha256 and the finite values' min, max, mean and std (computed in chunks)."""
+        values = value_summary(self.tensor)
         return {
             "kind": self.kind, "path": self.path, "shape": list(self.shape), "stored_dtype": self.stored_dtype,
             "marker": self.has_marker, "multiplier": self.multiplier, "sha256": self.sha256,
-            "min": float(finite.min()) if finite.numel() else None,
-            "max": float(finite.max()) if finite.numel() else None,
-            "mean": float(finite.double().mean()) if finite.numel() else None,
-            "std": float(finite.double().std()) if finite.numel() > 1 else None,
-            "nonfinite": self.nonfinite, "unsampler": self.unsampler,
+            "min": values["min"], "max": values["max"], "mean": values["mean"], "std": values["std"],
+            "nonfinite": self.nonfinite, "unsampler": self.unsampler, "notes": list(self.notes),
         }
 
 
@@ -112,8 +115,28 @@ def validate_latent_shape(shape, name: str = "latent") -> None:
         raise BadFileError(f"{name}: the latent is empty {list(shape)}")
 
 
-def read_latent(path, allow_nonfinite: bool = False) -> LatentFile:
-    """Read a ``.latent`` (or single-tensor ``.safetensors``) exactly as ComfyUI's LoadLatent does."""
+@dataclass
+class LatentHead:
+    """A latent file's header, checked, before any of its values are read."""
+
+    header: SafetensorsHeader
+    tensor_name: str
+    kind: str
+    multiplier: float
+    unsampler: Optional[dict]
+    notes: list
+
+    @property
+    def info(self):
+        return self.header.tensors[self.tensor_name]
+
+    @property
+    def float32_bytes(self) -> int:
+        return self.info.numel * 4
+
+
+def open_latent(path) -> LatentHead:
+    """Read and check a latent's header: which tensor, its kind and multiplier, our metadata. No values."""
     path = os.fspath(path)
     name = os.path.basename(path)
     header = read_header(path)
@@ -122,29 +145,178 @@ def read_latent(path, allow_nonfinite: bool = False) -> LatentFile:
     if info.dtype not in FLOAT_DTYPES:
         raise BadFileError(f"{name}: the latent is {info.dtype}; expected a float tensor (F32, F16, BF16)")
     validate_latent_shape(info.shape, name)
-    arr = read_tensor_array(header, tname)
-    tensor = _to_float32(arr, info.dtype)
     if tname == LATENT_KEY:
-        if MARKER_KEY in header.tensors:
-            kind, multiplier = "latent", 1.0
-        else:
-            kind, multiplier = "legacy latent", LEGACY_MULTIPLIER
-            tensor = tensor * multiplier  # float32 multiply by float32(1/0.18215), as LoadLatent
+        kind, multiplier = ("latent", 1.0) if MARKER_KEY in header.tensors else ("legacy latent", LEGACY_MULTIPLIER)
     else:
         kind, multiplier = "safetensors", 1.0
-    bad = int((~torch.isfinite(tensor)).sum())
+    unsampler, notes = parse_unsampler_metadata(header.metadata.get(METADATA_KEY))
+    return LatentHead(header, tname, kind, multiplier, unsampler, notes)
+
+
+def read_latent(path, allow_nonfinite: bool = False) -> LatentFile:
+    """Read a ``.latent`` (or single-tensor ``.safetensors``) exactly as ComfyUI's LoadLatent does."""
+    path = os.fspath(path)
+    with reading(path, "the latent"):
+        return _read_latent(path, allow_nonfinite)
+
+
+def _read_latent(path: str, allow_nonfinite: bool) -> LatentFile:
+    name = os.path.basename(path)
+    head = open_latent(path)
+    info = head.info
+    stored = info.end - info.start
+    check_memory(path, head.float32_bytes + (stored if info.dtype != "F32" else 0),
+                 f"the latent {list(info.shape)}")
+    arr = read_tensor_array(head.header, head.tensor_name)
+    tensor = _to_float32(arr, info.dtype)
+    del arr
+    if head.multiplier != 1.0:
+        tensor.mul_(head.multiplier)  # float32 multiply by float32(1/0.18215), as LoadLatent
+    bad = count_nonfinite(tensor)
     if bad and not allow_nonfinite:
         raise NonFiniteLatentError(f"{name}: the latent holds {bad} NaN/Inf values; refusing to use it "
                                    "(allow it explicitly to go on anyway)")
-    unsampler = None
-    if METADATA_KEY in header.metadata:
-        try:
-            unsampler = json.loads(header.metadata[METADATA_KEY])
-        except json.JSONDecodeError:
-            unsampler = None
-    return LatentFile(path=path, tensor=tensor.contiguous(), kind=kind, tensor_name=tname, stored_dtype=info.dtype,
-                      multiplier=multiplier, sha256=file_sha256(path), metadata=dict(header.metadata),
-                      unsampler=unsampler, nonfinite=bad)
+    return LatentFile(path=path, tensor=tensor.contiguous(), kind=head.kind, tensor_name=head.tensor_name,
+                      stored_dtype=info.dtype, multiplier=head.multiplier, sha256=file_sha256(path),
+                      metadata=dict(head.header.metadata), unsampler=head.unsampler, nonfinite=bad, notes=head.notes)
+
+
+def count_nonfinite(tensor: torch.Tensor, chunk: int = SUMMARY_CHUNK) -> int:
+    """How many NaN/Inf values, counted a chunk at a time (no full-size mask)."""
+    flat = tensor.reshape(-1)
+    return sum(int((~torch.isfinite(flat[i:i + chunk])).sum()) for i in range(0, flat.numel(), chunk))
+
+
+#: ``latent_summary`` reads at most this much of a tensor's data; beyond it the values are not computed.
+SCAN_MAX_BYTES = 16 << 30
+_SCAN_CHUNK = 8 << 20
+
+
+def latent_summary(path, max_bytes: int = SCAN_MAX_BYTES) -> dict:
+    """What ``LatentFile.summary()`` gives, streamed from the file: memory stays one chunk's.
+
+    The values are read once, in chunks, for the statistics and the file's sha256 together. A tensor
+    over ``max_bytes`` (a sparse file can declare terabytes) is described but not read: ``min``,
+    ``max``, ``mean``, ``std`` and ``sha256`` are None and ``values_skipped`` says why.
+    """
+    path = os.fspath(path)
+    with reading(path, "the latent"):
+        head = open_latent(path)
+        info = head.info
+        doc = {"kind": head.kind, "path": path, "shape": list(info.shape), "stored_dtype": info.dtype,
+               "marker": head.kind == "latent", "multiplier": head.multiplier, "sha256": None,
+               "min": None, "max": None, "mean": None, "std": None, "nonfinite": 0, "unsampler": head.unsampler,
+               "notes": list(head.notes)}
+        nbytes = info.end - info.start
+        if nbytes > max_bytes:
+            doc["values_skipped"] = (f"not computed: the tensor holds {human_bytes(nbytes)}, more than the "
+                                     f"{human_bytes(max_bytes)} read for a summary")
+            return doc
+        acc = ValueSummary()
+        digest = _scan(path, head, acc)
+        doc.update(acc.result())
+        doc["sha256"] = digest
+        return doc
+
+
+def _scan(path: str, head: LatentHead, acc: ValueSummary) -> str:
+    """sha256 of the whole file, feeding the tensor's values to ``acc`` as they pass."""
+    info = head.info
+    np_dtype = DTYPES[info.dtype][0]
+    item = np_dtype.itemsize
+    h = hashlib.sha256()
+    carry = bytearray()
+    pos = 0
+    with open_checked(path) as f:
+        while True:
+            b = f.read(_SCAN_CHUNK)
+            if not b:
+                break
+            h.update(b)
+            a, z = max(pos, info.start), min(pos + len(b), info.end)
+            if a < z:
+                part = carry + b[a - pos:z - pos]  # a bytearray: writable, as torch.from_numpy wants
+                usable = len(part) - len(part) % item
+                if usable:
+                    vals = _to_float32(np.frombuffer(part, dtype=np_dtype, count=usable // item), info.dtype)
+                    if head.multiplier != 1.0:
+                        vals = vals * head.multiplier
+                    acc.add(vals)
+                carry = part[usable:]
+            pos += len(b)
+    if pos < info.end:
+        raise BadFileError(f"{os.path.basename(path)}: truncated file (the tensor data ends early)")
+    return h.hexdigest()
+
+
+#: The fields of an Unsampler export's metadata, and the type each must have (see ``export_metadata``).
+_META_STR = ("family", "model", "sampler", "scheduler", "noise", "formula", "prediction", "version", "layout")
+_META_INT = ("steps", "start_at_step", "end_at_step", "seed", "batch")
+_META_FLOAT = ("shift", "scale_factor", "shift_factor")
+_META_FLOAT_LISTS = ("schedule", "model_sigmas", "sigmas")
+_MAX_META_STR = 1024
+_MAX_INT = 2 ** 63
+
+
+def parse_unsampler_metadata(text) -> tuple:
+    """(dict or None, notes): an export's ``unsampler`` metadata, with every field of the wrong type dropped.
+
+    The text comes from a file, so nothing in it is trusted: it must be a JSON object; each known
+    field must have its type (a string, an int within 64 bits, a finite float, lists of those); an
+    unknown field is kept only when it is a plain scalar. What was dropped is said in the notes.
+    """
+    if text is None:
+        return None, []
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        return None, ["unsampler metadata is nested too deeply; ignored"]
+    except ValueError:
+        return None, ["unsampler metadata is not valid JSON; ignored"]
+    if not isinstance(obj, dict):
+        return None, [f"unsampler metadata is a {_json_type(obj)}, not an object; ignored"]
+    out, dropped = {}, []
+    for key, value in obj.items():
+        ok, clean = _meta_field(key, value)
+        if ok:
+            out[key] = clean
+        else:
+            dropped.append(printable(key, 40))
+    notes = [f"unsampler metadata: ignored {', '.join(dropped)} (wrong type)"] if dropped else []
+    return out, notes
+
+
+def _meta_field(key: str, v) -> tuple:
+    def is_int(x):
+        return isinstance(x, int) and not isinstance(x, bool) and -_MAX_INT < x < _MAX_INT
+
+    def is_float(x):
+        return (is_int(x) or isinstance(x, float)) and math.isfinite(x)
+
+    if key in _META_STR:
+        return isinstance(v, str) and len(v) <= _MAX_META_STR, v
+    if key in _META_INT:
+        return is_int(v), v
+    if key == "normalize":
+        return isinstance(v, bool), v
+    if key in _META_FLOAT:
+        return v is None or is_float(v), v
+    if key in _META_FLOAT_LISTS:
+        return isinstance(v, list) and all(is_int(x) or isinstance(x, float) for x in v), v
+    if key == "frame_shape":
+        return isinstance(v, list) and all(is_int(x) for x in v), v
+    if key == "frames":
+        return v == "all" or (isinstance(v, list) and all(is_int(x) for x in v)), v
+    if key == "source":
+        ok = isinstance(v, dict) and all(isinstance(v.get(k), (str, type(None))) and len(v.get(k) or "") <= _MAX_META_STR
+                                         for k in ("name", "sha256"))
+        return ok, {"name": v.get("name"), "sha256": v.get("sha256")} if ok else None
+    scalar = v is None or isinstance(v, bool) or is_float(v) or (isinstance(v, str) and len(v) <= _MAX_META_STR)
+    return scalar, v
+
+
+def _json_type(v) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(v), "value")
 
 
 def latent_header_bytes(shape, metadata: Optional[dict] = None) -> bytes:
@@ -162,64 +334,29 @@ def latent_header_bytes(shape, metadata: Optional[dict] = None) -> bytes:
     return len(raw).to_bytes(8, "little") + raw
 
 
-def _default_mode() -> int:
-    """0666 less the umask: what a plain open() would give (mkstemp's 0600 would hide exports from ComfyUI
-    running as another user)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _disk_error(path, e: OSError) -> ResourceError:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return ResourceError(f"disk full while writing {os.path.basename(path)}: nothing was saved; "
-                             "free some space or export fewer frames")
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ResourceError(f"cannot write {path}: permission denied")
-    return ResourceError(f"cannot write {os.path.basename(path)}: {e.strerror or e}")
-
-
 class LatentWriter:
     """Stream a ``.latent`` to disk: header first, then frames in order, then an atomic rename.
 
-    Use as a context manager; leaving the block by an exception removes the temporary file.
+    Use as a context manager; leaving the block by an exception removes the temporary file. The
+    frames are handed to the disk as they are written (``atomic.WriteBehind``), so ``commit()``'s
+    fsync finds little left to do. Without ``overwrite``, ``commit()`` refuses to replace a file that
+    appeared meanwhile (another run writing the same name).
     """
 
     def __init__(self, path, shape, metadata: Optional[dict] = None, overwrite: bool = False):
-        self.path = os.path.abspath(os.fspath(path))
         self.shape = tuple(int(s) for s in shape)
         self.total = 4
         for s in self.shape:
             self.total *= s
         self.written = 0
-        folder = os.path.dirname(self.path)
-        if os.path.isdir(self.path):
-            raise ResourceError(f"{self.path} is a folder")
-        if os.path.exists(self.path) and not overwrite:
-            raise ResourceError(f"{self.path} already exists (choose another name, or allow overwriting)")
-        if not os.path.isdir(folder):
-            raise ResourceError(f"cannot write {self.path}: the folder {folder} does not exist")
         header = latent_header_bytes(self.shape, metadata)
+        self._file = AtomicFile(path, overwrite=overwrite, write_behind=True)
         try:
-            fd, self.tmp = tempfile.mkstemp(prefix=".unsampler-", suffix=".partial", dir=folder)
-        except OSError as e:
-            raise _disk_error(self.path, e) from None
-        self._f = os.fdopen(fd, "wb", buffering=0)
-        self._closed = False
-        try:
-            self._write_all(header)
+            self.path, self.tmp = self._file.path, self._file.tmp
+            self._file.write(header)
         except BaseException:
-            self.abort()
+            self._file.abort()
             raise
-
-    def _write_all(self, data) -> None:
-        mv = memoryview(data).cast("B")
-        try:
-            while mv:
-                n = self._f.write(mv)
-                mv = mv[n:]
-        except OSError as e:
-            raise _disk_error(self.path, e) from None
 
     def write(self, frames) -> None:
         """Append float32 data (a tensor or array, any shape; C order) to the tensor region."""
@@ -228,35 +365,17 @@ class LatentWriter:
         arr = np.ascontiguousarray(frames, dtype="<f4")
         if self.written + arr.nbytes > self.total:
             raise ValueError("more data than the declared shape")
-        self._write_all(arr)
+        self._file.write(arr)
         self.written += arr.nbytes
 
     def commit(self) -> str:
         if self.written != self.total:
             self.abort()
             raise ValueError(f"incomplete latent: wrote {self.written} of {self.total} bytes")
-        try:
-            os.fsync(self._f.fileno())
-            os.chmod(self.tmp, _default_mode())
-            self._f.close()
-            self._closed = True
-            os.replace(self.tmp, self.path)
-        except OSError as e:
-            self.abort()
-            raise _disk_error(self.path, e) from None
-        return self.path
+        return self._file.commit()
 
     def abort(self) -> None:
-        if not self._closed:
-            try:
-                self._f.close()
-            except OSError:
-                pass
-            self._closed = True
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+        self._file.abort()
 
     def __enter__(self):
         return self
@@ -265,6 +384,10 @@ class LatentWriter:
         if exc_type is not None:
             self.abort()
         return False
+
+
+#: The old private name of ``atomic.disk_error``.
+_disk_error = disk_error
 
 
 def write_latent(path, tensor: torch.Tensor, metadata: Optional[dict] = None, overwrite: bool = False,

@@ -373,7 +373,7 @@ def from_cli(args, command: str, skip: Sequence[str] = ()) -> RunParams:
         if command not in p.commands or p.name in skip or not hasattr(args, p.dest):
             continue
         value = getattr(args, p.dest)
-        changes[p.name] = p.check(value) if p.cli_choices else value
+        changes[p.name] = p.check(value) if (p.cli_choices or p.range is not None) else value
     return default().replace(**changes)
 
 

@@ -1,21 +1,21 @@
 """Pictures of a sequence: a contact sheet (PNG) and an animation (animated WebP or GIF).
 
 Qt-free (Pillow). Frames are single latents ``[C, H, W]`` or ``[C, T, H, W]``, given as an iterable
-or as a tensor ``[n, C, ...]`` (one row per picture). Files are written atomically: a temporary
-file in the same folder, renamed into place when complete; an existing file is kept unless
-``overwrite`` is true. A reporter (``is_cancelled()``, ``progress(done, total)``, as ``core.Reporter``)
+or as a tensor ``[n, C, ...]`` (one row per picture). Files are written by ``atomic.atomic_write``:
+a temporary file in the same folder, renamed into place when complete, with the mode a plain
+``open()`` gives; an existing file is kept unless ``overwrite`` is true. A reporter (``is_cancelled()``, ``progress(done, total)``, as ``core.Reporter``)
 can follow and stop the work; a cancel raises ``Cancelled`` and leaves nothing on disk.
 """
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .errors import BadParameterError, Cancelled, ResourceError
+from .atomic import atomic_write, check_target
+from .errors import BadParameterError, Cancelled
 from .preview import RGB, thumbnail
 
 #: Largest contact sheet side, in pixels (PNG viewers and Pillow's bomb check cope with this).
@@ -60,39 +60,8 @@ def caption(position: int, sigma: Optional[float], symbol: str = "\u03c3") -> st
 
 
 def _target(path, overwrite: bool) -> str:
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ResourceError(f"{path} is a folder")
-    if os.path.exists(path) and not overwrite:
-        raise ResourceError(f"{path} already exists (choose another name, or allow overwriting)")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ResourceError(f"cannot write {path}: the folder {folder} does not exist")
-    return path
-
-
-def _save_atomic(path: str, save) -> str:
-    """Call ``save(tmp_path)``, then rename the temporary file onto ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".unsampler-", suffix=".partial", dir=folder)
-    os.close(fd)
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        _remove(tmp)
-        raise ResourceError(f"cannot write {os.path.basename(path)}: {e.strerror or e}") from e
-    except BaseException:
-        _remove(tmp)
-        raise
-    return path
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    """The target, checked before any picture is made (it is checked again when the file is placed)."""
+    return check_target(path, overwrite)
 
 
 def _frames(frames) -> Iterable:
@@ -174,7 +143,7 @@ def contact_sheet(frames, family, positions: Sequence[int], sigmas: Optional[Seq
         text = caption(int(positions[k]), None if sigmas is None else float(sigmas[k]), symbol)
         draw.text((x0 + 2, y0 + cell + 2), text, fill=(230, 230, 230), font=font)
     _tick(reporter, n, n)
-    return _save_atomic(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=False))
+    return atomic_write(path, lambda f: sheet.save(f, format="PNG", optimize=False), overwrite)
 
 
 def animation(frames, family, path, fps: float = 12, overwrite: bool = False, reporter=None, size: int = 256,
@@ -225,7 +194,7 @@ def animation(frames, family, path, fps: float = 12, overwrite: bool = False, re
         options.update(lossless=True, method=4)
     else:
         options.update(optimize=False, disposal=1)
-    return _save_atomic(path, lambda tmp: images[0].save(tmp, format=fmt, **options))
+    return atomic_write(path, lambda f: images[0].save(f, format=fmt, **options), overwrite)
 
 
 __all__ = ["contact_sheet", "animation", "caption", "format_sigma", "MAX_SHEET_SIDE", "MAX_ANIMATION_BYTES"]

@@ -1,7 +1,8 @@
 """A strict, dependency-free reader for the safetensors container (header and byte ranges).
 
 Reads only what it is asked for: the header, or one tensor's byte range. Every malformed input
-raises ``BadFileError`` with a one-line reason; nothing is ever executed or unpickled.
+raises ``BadFileError`` with a one-line reason (``errors.reading`` words whatever a check did not
+foresee); nothing is ever executed or unpickled. Only regular files are opened (a FIFO would block).
 Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data region.
 """
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import BadFileError
+from .atomic import open_regular
+from .errors import BadFileError, ResourceError, reading
 
 #: Headers larger than this are refused (safetensors' own limit is 100 MB).
 MAX_HEADER_BYTES = 100_000_000
+#: Most dimensions a tensor may declare (torch's own limit is 64).
+MAX_DIMS = 64
 
 #: safetensors dtype name -> (numpy dtype or None, itemsize). BF16 has no numpy dtype; it is read as uint16.
 DTYPES = {
@@ -63,22 +67,17 @@ def _fail(path, why) -> BadFileError:
 
 
 def open_checked(path):
-    """Open a file for binary reading, turning OS errors into clear messages."""
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise BadFileError(f"{p}: no such file")
-    if os.path.isdir(p):
-        raise BadFileError(f"{p}: is a folder, not a file")
-    try:
-        return open(p, "rb")
-    except PermissionError:
-        raise BadFileError(f"{p}: permission denied (cannot read the file)") from None
-    except OSError as e:
-        raise BadFileError(f"{p}: cannot open ({e.strerror or e})") from None
+    """Open a regular file for binary reading, turning OS errors into clear messages (never blocks)."""
+    return open_regular(path)
 
 
 def read_header(path, max_header: int = MAX_HEADER_BYTES) -> SafetensorsHeader:
     """Parse and validate a safetensors header. Reads 8 + N bytes, never the data."""
+    with reading(path, "the safetensors header"):
+        return _read_header(path, max_header)
+
+
+def _read_header(path, max_header: int) -> SafetensorsHeader:
     with open_checked(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
@@ -106,7 +105,9 @@ def parse_header(path, raw: bytes, file_size: int) -> SafetensorsHeader:
         raise _fail(path, "corrupt safetensors header (not UTF-8 text)") from None
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except RecursionError:
+        raise _fail(path, "corrupt safetensors header (nested too deeply)") from None
+    except ValueError:  # not JSON, or a number with more digits than Python converts
         raise _fail(path, "corrupt safetensors header (not valid JSON)") from None
     if not isinstance(obj, dict):
         raise _fail(path, "corrupt safetensors header (not a JSON object)")
@@ -124,13 +125,13 @@ def parse_header(path, raw: bytes, file_size: int) -> SafetensorsHeader:
         dtype, shape, offs = t.get("dtype"), t.get("shape"), t.get("data_offsets")
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise _fail(path, f"tensor {name!r} has an unknown dtype {dtype!r}")
-        if (not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                    for s in shape)):
-            raise _fail(path, f"tensor {name!r} has an invalid shape {shape!r}")
+        if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
+            raise _fail(path, f"tensor {name!r} has an invalid shape {_short(shape)}")
         if (not isinstance(offs, list) or len(offs) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
                 or not 0 <= offs[0] <= offs[1]):
-            raise _fail(path, f"tensor {name!r} has invalid data offsets {offs!r}")
+            raise _fail(path, f"tensor {name!r} has invalid data offsets {_short(offs)}")
         numel = 1
         for s in shape:
             numel *= s
@@ -148,8 +149,28 @@ def parse_header(path, raw: bytes, file_size: int) -> SafetensorsHeader:
     return SafetensorsHeader(str(path), file_size, n, tensors, meta)
 
 
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...]"
+
+
+def check_memory(path, nbytes: int, what: str) -> None:
+    """Refuse to allocate ``nbytes`` for ``what`` when the machine does not have them free."""
+    from .devices import available_memory, human_bytes  # devices imports torch; this module does not
+
+    avail = available_memory()
+    if avail is not None and nbytes > avail * 0.9:
+        raise ResourceError(f"{os.path.basename(str(path))}: {what} needs {human_bytes(nbytes)} of memory but only "
+                            f"{human_bytes(avail)} is free")
+
+
 def read_tensor_array(header: SafetensorsHeader, name: str, max_bytes: Optional[int] = None) -> np.ndarray:
     """Read one tensor's bytes into a numpy array of its storage dtype (BF16 as uint16 bits)."""
+    with reading(header.path, f"tensor {name!r}"):
+        return _read_tensor_array(header, name, max_bytes)
+
+
+def _read_tensor_array(header: SafetensorsHeader, name: str, max_bytes: Optional[int]) -> np.ndarray:
     info = header.tensors[name]
     nbytes = info.end - info.start
     if max_bytes is not None and nbytes > max_bytes:
@@ -157,6 +178,7 @@ def read_tensor_array(header: SafetensorsHeader, name: str, max_bytes: Optional[
     np_dtype, _ = DTYPES[info.dtype]
     if np_dtype is None:
         raise _fail(header.path, f"tensor {name!r}: dtype {info.dtype} is not supported here")
+    check_memory(header.path, nbytes, f"tensor {name!r} {list(info.shape)}")
     with open_checked(header.path) as f:
         f.seek(info.start)
         buf = bytearray(nbytes)

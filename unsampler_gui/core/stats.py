@@ -1,7 +1,9 @@
-"""Frame statistics: per-frame mean/std/min/max over blocks, a histogram, and a per-step accumulator.
+"""Frame statistics: per-frame mean/std/min/max over blocks, a histogram, a per-step accumulator, and
+the summary of a whole tensor computed in chunks.
 
 Qt-free. Statistics are of the raw latent values (what a ``.latent`` file holds), over a whole frame
-(every channel, and every time step of a video frame). ``std`` is the population standard deviation.
+(every channel, and every time step of a video frame). ``std`` is the population standard deviation,
+except in ``ValueSummary`` (a whole file's values), which matches ``torch.std`` (Bessel's correction).
 """
 from __future__ import annotations
 
@@ -136,4 +138,68 @@ class StepStats:
             raise BadParameterError(f"steps {start}..{stop} are out of range 0..{self.n_steps}")
 
 
-__all__ = ["STAT_NAMES", "FrameStats", "frame_stats", "one_frame_stats", "histogram", "StepStats"]
+#: Values summarised at a time: the float64 work of one chunk is about 20 bytes a value.
+SUMMARY_CHUNK = 1 << 20
+
+
+class ValueSummary:
+    """min, max, mean, std and the NaN/Inf count of a tensor's values, given chunk by chunk.
+
+    Memory stays that of one chunk, whatever the tensor's size. Non-finite values are counted and
+    left out of the statistics. Chunks are merged exactly in float64 (Chan et al.'s pairwise update
+    of the mean and the sum of squared deviations), so the result does not depend on the chunking
+    beyond float64 rounding. ``std`` has Bessel's correction, as ``torch.std``.
+    """
+
+    def __init__(self):
+        self.count = 0  # finite values
+        self.nonfinite = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min: Optional[float] = None
+        self.max: Optional[float] = None
+
+    def add(self, chunk) -> None:
+        """Add a chunk of values (a tensor or array of any shape; converted to float32 as read)."""
+        x = _as_tensor(chunk).reshape(-1)
+        if x.dtype != torch.float32:
+            x = x.to(torch.float32)
+        if x.numel() == 0:
+            return
+        fin = torch.isfinite(x)
+        n = int(fin.sum())
+        self.nonfinite += x.numel() - n
+        if n == 0:
+            return
+        if n != x.numel():
+            x = x[fin]
+        lo, hi = torch.aminmax(x)
+        self.min = float(lo) if self.min is None else min(self.min, float(lo))
+        self.max = float(hi) if self.max is None else max(self.max, float(hi))
+        xd = x.to(torch.float64)
+        mean = float(xd.mean())
+        m2 = float(xd.sub_(mean).square_().sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    def result(self) -> dict:
+        """{min, max, mean, std, nonfinite}; None for statistics that no finite value defines."""
+        std = (self.m2 / (self.count - 1)) ** 0.5 if self.count > 1 else None
+        return {"min": self.min, "max": self.max, "mean": self.mean if self.count else None, "std": std,
+                "nonfinite": self.nonfinite}
+
+
+def value_summary(tensor, chunk: int = SUMMARY_CHUNK) -> dict:
+    """``ValueSummary`` of a whole tensor, a chunk of ``chunk`` values at a time (no full-size copy)."""
+    x = _as_tensor(tensor).reshape(-1)
+    acc = ValueSummary()
+    for i in range(0, x.numel(), chunk):
+        acc.add(x[i:i + chunk])
+    return acc.result()
+
+
+__all__ = ["STAT_NAMES", "FrameStats", "frame_stats", "one_frame_stats", "histogram", "StepStats", "ValueSummary",
+           "value_summary"]

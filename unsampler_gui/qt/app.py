@@ -244,9 +244,12 @@ def _startup_failed(exc: BaseException, log_path: Optional[str], show_box: bool)
         text = f"{_short(exc)}\n\nDetails are in the log file:\n{log_path or '(none)'}"
         shown = False
         try:
+            from PySide6.QtCore import Qt
             from PySide6.QtWidgets import QApplication, QMessageBox
             if QApplication.instance() is not None:
-                QMessageBox.critical(None, "Unsampler could not start", text)
+                box = QMessageBox(QMessageBox.Icon.Critical, "Unsampler could not start", text)
+                box.setTextFormat(Qt.TextFormat.PlainText)  # the error may quote a file name
+                box.exec()
                 shown = True
         except Exception:  # Qt missing or broken: the platform's own dialog instead
             pass

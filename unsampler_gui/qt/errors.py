@@ -53,10 +53,28 @@ def describe(exc: BaseException, context: str = "") -> str:
 def show_error(parent: Optional[QWidget], title: str, message: str) -> QMessageBox:
     """Show a message box without blocking the event loop (window-modal, deleted on close)."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)  # a message may quote a file name: never markup
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.open()
     return box
+
+
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows ``text`` literally: Qt reads a tooltip as HTML when it looks like HTML, and a
+    path such as ``/tmp/<img src='/dev/zero'>.latent`` would make it load /dev/zero as an image."""
+    import html
+
+    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>" if text else ""
+
+
+def ask(parent: Optional[QWidget], title: str, text: str) -> bool:
+    """A modal Yes/No question in plain text (``QMessageBox.question`` would read markup in file names)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes
 
 
 def install_excepthook(parent_getter=lambda: None) -> None:

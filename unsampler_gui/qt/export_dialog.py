@@ -14,7 +14,7 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .. import core
@@ -77,6 +77,7 @@ class ExportDialog(QDialog):
             self.kind.addItem(k.label, k.key)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.source_label = QLabel()
+        self.source_label.setTextFormat(Qt.TextFormat.PlainText)
         self.source_label.setWordWrap(True)
 
         self.frames_box = self._build_frames()
@@ -96,6 +97,7 @@ class ExportDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status_label = QLabel()
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files: never markup
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QDialogButtonBox()
@@ -132,6 +134,7 @@ class ExportDialog(QDialog):
         self.reversed = QRadioButton("Reversed (high to low noise)")
         self.node_order.setChecked(True)
         self.count_label = QLabel()
+        self.count_label.setTextFormat(Qt.TextFormat.PlainText)
         fl = QFormLayout(box)
         rng = QHBoxLayout()
         for w in (QLabel("steps"), self.first, QLabel("to"), self.last, QLabel("every"), self.every,
@@ -160,6 +163,7 @@ class ExportDialog(QDialog):
         self.comfy_row = _row(self.comfy_root, self.comfy_browse)
         self.stem = QLineEdit(self.source.stem)
         self.comfy_note = QLabel()
+        self.comfy_note.setTextFormat(Qt.TextFormat.PlainText)
         self.comfy_note.setWordWrap(True)
         dl.addRow("File", self.path_row)
         dl.addRow("ComfyUI folder", self.comfy_row)
@@ -278,10 +282,9 @@ class ExportDialog(QDialog):
 
     def confirm_overwrite(self, path: str) -> bool:
         """Ask before replacing a file (tests replace this)."""
-        answer = QMessageBox.question(self, "Export", f"{os.path.basename(path)} already exists. Replace it?",
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        from .errors import ask
+
+        return ask(self, "Export", f"{os.path.basename(path)} already exists. Replace it?")
 
     # -- running ----------------------------------------------------------------------------------
     @Slot()

@@ -144,6 +144,7 @@ class FrameViewer(QWidget):
         self.stats_label = QLabel(self)
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for lab in (self.step_label, self.stats_label):
+            lab.setTextFormat(Qt.TextFormat.PlainText)
             lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.hist_plot = pg.PlotWidget(self)

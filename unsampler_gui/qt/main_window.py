@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.status_label = QLabel("ready")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files: never markup
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setMinimumWidth(220)
@@ -308,7 +309,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_status(self, text: str) -> None:
         self.status_label.setText(text)
-        self.status_label.setToolTip(text)
+        self.status_label.setToolTip(errors.plain_tooltip(text))
 
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:

@@ -8,20 +8,23 @@ what an opened file changes. The output size and memory line comes from the sess
 """
 from __future__ import annotations
 
+import html
 import os
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton,
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QVBoxLayout, QWidget)
 
 from .. import core
 from ..core import params as run_params
 from ..core.devices import human_bytes
+from ..core.errors import printable
 from ..core.inputs import (CHECKPOINT_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, detect_model, load_dropped,
                            load_latent)
 from ..core.session import Estimate, Session
 from . import SAMPLE_LABEL
+from .errors import plain_tooltip
 from .param_rows import make_row
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
@@ -50,7 +53,8 @@ def describe_latent(lat: LoadedLatent) -> str:
 
 
 def _esc(text) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Any value, as text that a RichText label shows literally (strings from files are never markup)."""
+    return html.escape(printable(text))
 
 
 class ParamPanel(QWidget):
@@ -307,10 +311,9 @@ class ParamPanel(QWidget):
 
     def confirm_nonfinite(self, text: str) -> bool:
         """Asks the user (tests replace this)."""
-        answer = QMessageBox.question(self, "Open latent", text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        from .errors import ask
+
+        return ask(self, "Open latent", text)
 
     def open_checkpoint(self, path_or_name: str) -> None:
         """Detect a checkpoint's family on a worker (or pick a built-in family by name)."""
@@ -341,7 +344,7 @@ class ParamPanel(QWidget):
         """Use this latent (the session restores an export's parameters, or switches to a family that takes it)."""
         text = self.session.open_latent(latent)
         self.latent_info.setText(describe_latent(latent))
-        self.latent_info.setToolTip(latent.path or "")
+        self.latent_info.setToolTip(plain_tooltip(latent.path or ""))
         self._apply(self.session.params)
         self.latentChanged.emit(latent)
         self.status.emit(text)
@@ -401,7 +404,7 @@ class ParamPanel(QWidget):
             shift = f", shift {float(shift):g}" if shift is not None and run_params.has_shift(fam) else ""
             self.model_info.setText(f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(pred)}{shift})<br>"
                                     f"detected from the header; why:{evidence or ' (no details)'}")
-            self.model_info.setToolTip("\n".join(f"• {e}" for e in ev))
+            self.model_info.setToolTip(plain_tooltip("\n".join(f"• {e}" for e in ev)))
         else:
             self.model_info.setToolTip("")
             self.model_info.setText(f"built-in family {_esc(fam.name)}: {_esc(fam.comfy_class)}, "

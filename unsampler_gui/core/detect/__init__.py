@@ -25,7 +25,7 @@ from .pickle_reader import read_torch_pickle, read_torch_zip
 from .rules import ArchMatch, detect_architecture
 from ..errors import BadFileError, BadParameterError
 from ..families import SHIFT_KINDS, Family, get_family
-from ..safetensors_io import read_header
+from ..safetensors_io import open_checked, read_header
 
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
@@ -75,7 +75,7 @@ class Detection:
 
 def _sniff(path: str) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with open_checked(path) as f:  # a regular file only: a FIFO would block open() forever
             return f.read(9)
     except PermissionError:
         raise BadFileError(f"{path}: permission denied (cannot read the file)") from None

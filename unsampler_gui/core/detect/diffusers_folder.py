@@ -5,6 +5,9 @@ Only JSON is read: ``model_index.json`` names the pipeline class, ``unet/config.
 schnell by ``guidance_embeds``, Wan 2.1 vs 2.2 by 48 output channels, ...), and
 ``scheduler/scheduler_config.json`` gives the prediction type and the flow shift. A folder holding
 just one component (a ``config.json`` with a UNet or transformer class) works too.
+
+The JSON is untrusted: every value is read through a typed accessor (``_text``, ``_int``, ``_flag``),
+and a value of the wrong type, or a shift outside its range, is ignored and said in the evidence.
 """
 from __future__ import annotations
 
@@ -13,28 +16,66 @@ import os
 from typing import Callable, Optional
 
 from .rules import ArchMatch
-from ..errors import BadFileError
+from ..atomic import open_regular
+from ..errors import BadFileError, printable, reading
 from ..families import get_family
+from ..overrides import shift_problem, shift_rule
 
 MAX_JSON_BYTES = 4 << 20
 
 
 def read_json(path: str) -> Optional[dict]:
     """A small JSON object from disk, None when the file is absent; ``BadFileError`` when it is corrupt."""
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
+    with open_regular(path) as f:  # refuses a FIFO or a device named config.json
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise BadFileError(f"{path}: too large for a config file")
     try:
-        if os.path.getsize(path) > MAX_JSON_BYTES:
-            raise BadFileError(f"{path}: too large for a config file")
-        with open(path, "rb") as f:
-            obj = json.loads(f.read().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        obj = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise BadFileError(f"{path}: corrupt JSON (nested too deeply)") from None
+    except ValueError:  # not UTF-8, not JSON, or a number of more digits than Python converts
         raise BadFileError(f"{path}: corrupt JSON") from None
-    except OSError as e:
-        raise BadFileError(f"{path}: cannot read ({e.strerror or e})") from None
     if not isinstance(obj, dict):
         raise BadFileError(f"{path}: not a JSON object")
     return obj
+
+
+def _shown(value) -> str:
+    return printable(repr(value), 40)
+
+
+def _text(cfg: dict, key: str, evidence: Optional[list] = None, where: str = "") -> Optional[str]:
+    """A string value, or None (absent, or of another type: then said in ``evidence``)."""
+    v = cfg.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    if evidence is not None:
+        evidence.append(f"{where}: {key} {_shown(v)} ignored (not a string)")
+    return None
+
+
+def _int(cfg: dict, key: str, evidence: Optional[list] = None, where: str = "") -> Optional[int]:
+    """An int value (not a bool), or None; a list's first int (cross_attention_dim may be per block)."""
+    v = cfg.get(key)
+    if isinstance(v, list) and v and key == "cross_attention_dim":
+        v = v[0]
+    if v is None or (isinstance(v, int) and not isinstance(v, bool)):
+        return v
+    if evidence is not None:
+        evidence.append(f"{where}: {key} {_shown(v)} ignored (not an integer)")
+    return None
+
+
+def _flag(cfg: dict, key: str, default: bool, evidence: Optional[list] = None, where: str = "") -> bool:
+    v = cfg.get(key, default)
+    if isinstance(v, bool):
+        return v
+    if evidence is not None:
+        evidence.append(f"{where}: {key} {_shown(v)} ignored (not true or false); taken as {str(default).lower()}")
+    return default
 
 
 class Unsupported(Exception):
@@ -43,32 +84,32 @@ class Unsupported(Exception):
 
 def _unet_family(cfg: dict) -> str:
     """SD1/SD2/SDXL/Refiner from a UNet2DConditionModel config."""
-    ctx = cfg.get("cross_attention_dim")
-    ctx = ctx[0] if isinstance(ctx, list) and ctx else ctx
-    in_ch = cfg.get("in_channels", 4)
+    ctx = _int(cfg, "cross_attention_dim")
+    in_ch = _int(cfg, "in_channels")
     if in_ch == 8:
         raise Unsupported("an InstructPix2Pix UNet (8 input channels)")
     family = {768: "SD15", 1024: "SD20", 2048: "SDXL", 1280: "SDXLRefiner"}.get(ctx)
     if family is None:
-        raise Unsupported(f"a UNet with cross_attention_dim {ctx}, which matches no supported family")
+        raise Unsupported(f"a UNet with cross_attention_dim {_shown(cfg.get('cross_attention_dim'))}, which "
+                          "matches no supported family")
     return family
 
 
 def _sd3(cfg: dict) -> str:
     large = get_family("SD35_large").detection["unet_config"]["depth"]
-    return "SD35_large" if cfg.get("num_layers") == large else "SD3"
+    return "SD35_large" if _int(cfg, "num_layers") == large else "SD3"
 
 
 def _flux(cfg: dict) -> str:
-    if cfg.get("in_channels") == 384:
+    if _int(cfg, "in_channels") == 384:
         raise Unsupported("Flux Fill (inpainting, ComfyUI class FluxInpaint)")
-    return "Flux" if cfg.get("guidance_embeds", True) else "FluxSchnell"
+    return "Flux" if _flag(cfg, "guidance_embeds", True) else "FluxSchnell"
 
 
 def _wan(cfg: dict) -> str:
-    if cfg.get("image_dim") or cfg.get("added_kv_proj_dim"):
+    if _int(cfg, "image_dim") or _int(cfg, "added_kv_proj_dim"):
         raise Unsupported("Wan image-to-video (WAN21_I2V)")
-    return "WAN22_T2V" if cfg.get("out_channels") == 48 else "WAN21_T2V"
+    return "WAN22_T2V" if _int(cfg, "out_channels") == 48 else "WAN21_T2V"
 
 
 def _fixed(family: str) -> Callable[[dict], str]:
@@ -131,17 +172,19 @@ def _pipeline_class(folder: str) -> tuple:
     index = read_json(os.path.join(folder, "model_index.json"))
     if index is not None:
         cls = index.get("_class_name")
+        if not isinstance(cls, str):
+            raise BadFileError(f"{folder}: model_index.json's _class_name is {_shown(cls)}, not a pipeline name")
         if cls not in PIPELINES:
-            raise BadFileError(f"{folder}: diffusers pipeline {cls!r} is not a supported model family")
+            raise BadFileError(f"{folder}: diffusers pipeline {_shown(cls)} is not a supported model family")
         component = PIPELINES[cls][0]
         cfg = read_json(os.path.join(folder, component, "config.json")) or {}
         return cls, cfg, [f"model_index.json: _class_name {cls}"], folder
     cfg = read_json(os.path.join(folder, "config.json"))
     if cfg is None:
         raise BadFileError(f"{folder}: not a diffusers folder (no model_index.json or config.json)")
-    cls = COMPONENTS.get(cfg.get("_class_name"))
+    cls = COMPONENTS.get(_text(cfg, "_class_name") or "")
     if cls is None:
-        raise BadFileError(f"{folder}: config.json class {cfg.get('_class_name')!r} is not a diffusion model "
+        raise BadFileError(f"{folder}: config.json class {_shown(cfg.get('_class_name'))} is not a diffusion model "
                            "Unsampler knows")
     return cls, cfg, [f"config.json: _class_name {cfg.get('_class_name')} (a lone component)"], os.path.dirname(folder)
 
@@ -151,28 +194,34 @@ def _scheduler(root: str, family: str, evidence: list) -> tuple:
     sched = read_json(os.path.join(root, "scheduler", "scheduler_config.json")) or {}
     if not sched:
         return family, {}, None
+    where = "scheduler_config.json"
     fam = get_family(family)
     changes, display = {}, None
     if fam.sampling.kind == "discrete":
-        pred = _PREDICTIONS.get(sched.get("prediction_type"))
+        pred = _PREDICTIONS.get(_text(sched, "prediction_type", evidence, where) or "")
         if pred == "V_PREDICTION" and fam.sampling.prediction != pred:
             evidence.append("scheduler_config.json: prediction_type v_prediction")
             family = {"SD20": "SD21_768_v", "SDXL": "SDXL_v_pred"}.get(family, family)
             if get_family(family).sampling.prediction != pred:
                 changes["prediction"], display = pred, f"{fam.display_name} (v-prediction)"
-        if sched.get("rescale_betas_zero_snr"):
+        if _flag(sched, "rescale_betas_zero_snr", False, evidence, where):
             evidence.append("scheduler_config.json: rescale_betas_zero_snr: zero terminal SNR schedule")
             changes.update(zsnr=True, table_sha256=None)
             display = f"{get_family(family).display_name} (zero terminal SNR)"
-        if family == "SDXL" and "EDM" in str(sched.get("_class_name")) and sched.get("sigma_data") == 0.5:
-            evidence.append(f"scheduler_config.json: {sched.get('_class_name')} with sigma_data 0.5: Playground v2.5")
+        sched_class = _text(sched, "_class_name", evidence, where) or ""
+        if family == "SDXL" and "EDM" in sched_class and sched.get("sigma_data") == 0.5:
+            evidence.append(f"scheduler_config.json: {sched_class} with sigma_data 0.5: Playground v2.5")
             family = "PlaygroundV2_5"
     elif fam.sampling.kind == "flow":
-        shift = sched.get("shift", sched.get("flow_shift"))
-        if sched.get("use_dynamic_shifting"):
+        key = "shift" if "shift" in sched else "flow_shift"
+        shift = sched.get(key)
+        if _flag(sched, "use_dynamic_shifting", False, evidence, where):
             evidence.append(f"scheduler_config.json: use_dynamic_shifting (resolution-dependent); keeping "
                             f"ComfyUI's shift {fam.sampling.shift:g}")
-        elif isinstance(shift, (int, float)) and shift > 0 and float(shift) != fam.sampling.shift:
+        elif shift is not None and shift_problem(shift, fam.sampling.kind) is not None:
+            evidence.append(f"scheduler_config.json: {key} {_shown(shift)} ignored ({shift_rule(fam.sampling.kind)}); "
+                            f"keeping ComfyUI's shift {fam.sampling.shift:g} for {family}")
+        elif shift is not None and float(shift) != fam.sampling.shift:
             evidence.append(f"scheduler_config.json: shift {float(shift):g} (ComfyUI's default for "
                             f"{family} is {fam.sampling.shift:g})")
             changes.update(shift=float(shift), table_sha256=None)
@@ -181,6 +230,11 @@ def _scheduler(root: str, family: str, evidence: list) -> tuple:
 
 def detect_diffusers(folder: str) -> ArchMatch:
     """Detect a diffusers folder's family, prediction type and shift from its JSON files."""
+    with reading(folder, "the diffusers folder"):
+        return _detect_diffusers(folder)
+
+
+def _detect_diffusers(folder: str) -> ArchMatch:
     cls, cfg, evidence, root = _pipeline_class(folder)
     component, resolve = PIPELINES[cls]
     try:
@@ -190,8 +244,8 @@ def detect_diffusers(folder: str) -> ArchMatch:
     if cfg:
         shown = {k: cfg[k] for k in ("cross_attention_dim", "in_channels", "out_channels", "guidance_embeds",
                                      "num_layers", "block_out_channels") if k in cfg}
-        evidence.append(f"{component}/config.json: _class_name {cfg.get('_class_name')}"
-                        + "".join(f", {k} {v}" for k, v in shown.items()))
+        evidence.append(f"{component}/config.json: _class_name {printable(cfg.get('_class_name'), 60)}"
+                        + "".join(f", {k} {_shown(v)}" for k, v in shown.items()))
     family, changes, display = _scheduler(root, family, evidence)
     fam = get_family(family)
     model_type = fam.model_type if "prediction" not in changes else changes["prediction"]
