@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 
 from .. import core
 from ..core.devices import human_bytes
+from . import errors
 from .settings import Settings
 from .worker import Worker
 
@@ -110,7 +111,7 @@ class ExportDialog(QDialog):
         self.worker = Worker(self, name="export")
         self.worker.progress.connect(self._on_progress)
         self.worker.result.connect(self._on_done)
-        self.worker.error.connect(self._on_error)
+        self.worker.error.connect(errors.worded(self._on_error))
         self.worker.cancelled.connect(lambda: self._set_status("cancelled: nothing was written"))
         self.worker.finished.connect(self._on_finished)
         self.last_path: Optional[str] = None

@@ -24,7 +24,7 @@ from .export_dialog import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMA
 from .param_panel import ParamPanel
 from .settings import Settings
 from .sigma_plot import SigmaPlot
-from .worker import UnsampleWorker
+from .worker import Pacing, UnsampleWorker
 
 log = logging.getLogger("unsampler")
 
@@ -56,8 +56,8 @@ class MainWindow(QMainWindow):
         self.resize(1500, 950)
 
         # models and workers
-        self.store = FrameStore(self, notify_interval_ms=100)  # views repaint at most ~10 times a second
-        self.worker = UnsampleWorker(self)
+        self.store = FrameStore(self, notify_interval_ms=100, paced=True)  # views repaint at most ~10 times a second
+        self.worker = UnsampleWorker(self, pacing=Pacing())
 
         # widgets
         self.panel = ParamPanel(self.settings)
@@ -186,12 +186,13 @@ class MainWindow(QMainWindow):
         w.progress.connect(self._run_progress)
         w.message.connect(self.show_status)
         w.result.connect(self._run_result)
-        w.error.connect(self._run_error)
+        w.error.connect(errors.worded(self._run_error))
         w.cancelled.connect(self._run_cancelled)
         w.finished.connect(self._run_finished)
         w.partial.connect(self.store.add)
-        # a run pauses after its first frames until the grid and the viewer have shown them
-        w.views_busy = lambda: self.grid.thumbnail_model().busy() or self.viewer.busy()
+        # a run holds after its plan and its first frames until the store's views have caught up
+        self.store.planTaken.connect(w.plan_ack)
+        self.store.firstFramesTaken.connect(w.first_frames_ack)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
 

@@ -3,7 +3,7 @@
 
 Files are read on workers: a latent (read, checked and summarised) and a checkpoint (detected from
 its header by ``core.detect.resolve_model``; no weights are loaded). The output size and memory line
-comes from ``core.plan_unsample`` on a ``LatestOnly`` worker, so nothing here computes on the GUI thread.
+comes from ``core.plan_unsample`` on a ``latest_only`` ``Background``, so nothing here computes on the GUI thread.
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from .. import core
 from ..core.devices import available_memory, cuda_available, human_bytes
 from ..core.latent_io import NonFiniteLatentError
 from ..core.sigmas import MAX_STEPS
-from . import SAMPLE_LABEL
+from . import SAMPLE_LABEL, errors
+from .background import Background
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
-from .worker import LatestOnly, Worker
+from .worker import Worker
 
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.sft *.ckpt *.pt *.pth *.bin *.gguf);;All files (*)"
@@ -175,16 +176,16 @@ class ParamPanel(QWidget):
         self._estimate_pending = False
         self._latent_loader = Worker(self, name="open latent")
         self._latent_loader.result.connect(self._on_loaded)
-        self._latent_loader.error.connect(lambda t: self._on_load_error("Open latent", t))
+        self._latent_loader.error.connect(errors.worded(lambda t: self._on_load_error("Open latent", t)))
         self._model_loader = Worker(self, name="open checkpoint")
         self._model_loader.result.connect(self._on_loaded)
-        self._model_loader.error.connect(lambda t: self._on_load_error("Open checkpoint", t))
+        self._model_loader.error.connect(errors.worded(lambda t: self._on_load_error("Open checkpoint", t)))
         for loader in (self._latent_loader, self._model_loader):
             loader.finished.connect(self._loader_finished)
         self._drop_loaders: list = []
-        self._estimator = LatestOnly(self, name="estimate")
-        self._estimator.ready.connect(self._on_estimate)
-        self._estimator.failed.connect(self._on_estimate_failed)
+        self._estimator = Background(self, name="estimate", latest_only=True)
+        self._estimator.done.connect(lambda _tag, est: self._on_estimate(est))
+        self._estimator.failed.connect(lambda _tag, exc: self._on_estimate_failed(errors.user_message(exc)))
         self._build()
         self.changed.connect(self._refresh_estimate)
 
@@ -483,7 +484,7 @@ class ParamPanel(QWidget):
         self.status.emit(f"opening {os.path.basename(path.rstrip('/'))}…")
         w = Worker(self, name="open dropped")
         w.result.connect(self._on_loaded)
-        w.error.connect(lambda t: self._on_load_error("Open", t))
+        w.error.connect(errors.worded(lambda t: self._on_load_error("Open", t)))
         w.finished.connect(lambda: self._drop_finished(w))
         self._drop_loaders.append(w)
         w.run_in_thread(lambda rep: load_dropped(path))
@@ -612,7 +613,7 @@ class ParamPanel(QWidget):
             self._show_estimate_error(str(e))
             return
         self._estimate_pending = True
-        self._estimator.submit(lambda: estimate(spec))
+        self._estimator.submit(lambda task: estimate(spec))
 
     def _show_estimate_error(self, text: str) -> None:
         self._estimate_pending = False
