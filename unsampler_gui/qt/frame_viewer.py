@@ -3,8 +3,8 @@
 The big preview (latent2rgb or one channel), the histogram and the frame's mean/std/min/max are
 computed on a background thread, newest request only (a ``latest_only`` ``Background``): scrolling
 through 10,000 steps or playing never queues up work. ``wanted`` is the preview the viewer should show
-(``PreviewKey``), ``shown`` the one on screen. The per-step statistics plot reads ``store.stats`` (computed off the GUI
-thread as chunks arrive) and redraws at most a few times a second.
+(a ``PreviewKey``), ``shown`` the one on screen. The per-step statistics plot reads ``store.stats``
+(computed off the GUI thread as chunks arrive) and redraws at most a few times a second.
 """
 from __future__ import annotations
 
