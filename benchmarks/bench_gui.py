@@ -109,7 +109,7 @@ def run_and_scroll() -> dict:
     loop.exec()
     run_s = time.perf_counter() - t
     probe.stop()
-    frames = win.store.available if win.store is not None else 0
+    frames = win.store.available
     # let the thumbnails of the first page arrive, then scroll end to end, page by page
     grid = win.grid
     model = grid.model()

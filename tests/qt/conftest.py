@@ -1,7 +1,8 @@
 """pytest-qt fixtures for the app, and napari-style checks that no test leaves a thread or timer running.
 
-Every test fails if, after its widgets are closed, a ``QThread`` is still running, the global
-``QThreadPool`` is still busy, or a ``QTimer`` started from Python is still active.
+Every test fails if, after its widgets are closed, a ``QThread`` it started is still running, a
+``QThreadPool`` it started work on (any pool: the app's are all private) is still busy, or a ``QTimer``
+started from Python is still active.
 """
 from __future__ import annotations
 
@@ -15,42 +16,64 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QThread, QThreadPool, QTimer  # noqa: E402
 
-#: Seconds a test may wait for a run or a file.
-WAIT_MS = 30000
+from support import WAIT_MS  # noqa: E402
+
+
+def _where() -> str:
+    frames = traceback.extract_stack(limit=5)[:-2]
+    return " < ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(frames))
 
 
 @pytest.fixture(autouse=True)
-def _dangling_qthreads(monkeypatch, request):
-    """Fail the test if a QThread it started is still running when it ends (after qtbot closed its widgets)."""
-    started = weakref.WeakKeyDictionary()  # thread -> where it was started
-    base_start = QThread.start
+def _dangling_threads(monkeypatch, request):
+    """Fail the test if a QThread it started is still running, or a thread pool it started work on is still
+    busy, when it ends (after qtbot closed its widgets). napari's ``_dangling_qthread_pool`` pattern:
+    ``QThreadPool.start`` is patched for every pool, so private pools are seen too."""
+    threads = weakref.WeakKeyDictionary()  # thread -> where it was started
+    pools = weakref.WeakKeyDictionary()  # pool -> where work was last started on it
+    base_thread_start, base_pool_start = QThread.start, QThreadPool.start
 
-    def start(self, *args):
-        frames = traceback.extract_stack(limit=4)[:-1]
-        started[self] = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(frames))
-        return base_start(self, *args)
+    def thread_start(self, *args):
+        threads[self] = _where()
+        return base_thread_start(self, *args)
 
-    monkeypatch.setattr(QThread, "start", start)
+    def pool_start(self, *args):
+        pools[self] = _where()
+        return base_pool_start(self, *args)
+
+    monkeypatch.setattr(QThread, "start", thread_start)
+    monkeypatch.setattr(QThreadPool, "start", pool_start)
     yield
     if request.node.get_closest_marker("allow_dangling_threads"):
         return
-    running = []
-    for t, where in list(started.items()):
+    running, busy = [], []
+    for t, where in list(threads.items()):
         try:
             if t.isRunning():
                 running.append(f"{t.objectName() or type(t).__name__} started at {where}")
         except RuntimeError:  # the C++ object is gone, so is the thread
             continue
-    pool = QThreadPool.globalInstance()
-    busy = pool.activeThreadCount()
+    pools.setdefault(QThreadPool.globalInstance(), "the global pool")
+    for pool, where in list(pools.items()):
+        try:
+            n = pool.activeThreadCount()
+        except RuntimeError:  # a deleted pool has joined its threads
+            continue
+        if n:
+            owner = pool.parent()
+            busy.append(f"{n} thread(s) of {owner.objectName() if owner else 'a pool'} (last started at {where})")
     if running or busy:  # pragma: no cover - only when a test leaks
-        for t in list(started):  # do not let one test's leak break the next ones
+        for t in list(threads):  # do not let one test's leak break the next ones
             try:
                 t.wait(5000)
             except RuntimeError:
                 pass
-        pool.waitForDone(5000)
-        pytest.fail(f"threads left running: {running}; global pool busy threads: {busy}", pytrace=False)
+        for pool in list(pools):
+            try:
+                pool.waitForDone(5000)
+            except RuntimeError:
+                pass
+        pytest.fail(f"threads left running: {running}; pools left busy: {busy}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +83,7 @@ def _dangling_qtimers(monkeypatch, request):
     base_start = QTimer.start
 
     def start(self, *args):
-        frames = traceback.extract_stack(limit=4)[:-1]
-        started[self] = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(frames))
+        started[self] = _where()
         return base_start(self, *args)
 
     monkeypatch.setattr(QTimer, "start", start)
@@ -143,7 +165,7 @@ def run_and_wait(qtbot):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "allow_dangling_threads: skip the running-thread check")
+    config.addinivalue_line("markers", "allow_dangling_threads: skip the running-thread and busy-pool check")
     config.addinivalue_line("markers", "allow_dangling_timers: skip the active-timer check")
 
 

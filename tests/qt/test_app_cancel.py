@@ -6,12 +6,10 @@ import threading
 
 import pytest
 
-
+from support import WAIT_MS
 from unsampler_gui import core
 from unsampler_gui.core import unsample as unsample_mod
 from unsampler_gui.qt import worker as worker_mod
-
-WAIT_MS = 30000
 
 
 @pytest.fixture
@@ -60,15 +58,13 @@ def test_cancel_mid_run_leaves_consistent_state(window, qtbot, slow_run, set_ste
     assert not window.is_running() and window.result() is None
     assert "cancelled" in window.status_label.text()
     assert window.panel.run_button.text() == "Run" and not window.progress.isVisible()
-    if window.store is not None:
-        assert window.store.n_steps == 0 and window.store.available == 0
+    assert window.store.n_steps == 0 and window.store.available == 0
     # and the next run works
     monkeypatch.undo()
     set_steps(window, 8)
     res = run_and_wait(window)
     assert res.latent.shape[0] == 8 and window.result() is res
-    if window.store is not None:
-        assert window.store.n_steps == 8 and window.store.available == 8
+    assert window.store.n_steps == 8 and window.store.available == 8
 
 
 def test_new_run_supersedes_old(window, qtbot, slow_run, set_steps):
@@ -86,7 +82,7 @@ def test_new_run_supersedes_old(window, qtbot, slow_run, set_steps):
     with qtbot.waitSignal(window.runFinished, timeout=WAIT_MS):
         window.cancel_run()
     assert results == []  # nothing of the superseded run came through
-    qtbot.waitUntil(lambda: not window.worker._threads, timeout=WAIT_MS)
+    qtbot.waitUntil(window.worker.is_idle, timeout=WAIT_MS)  # the superseded job stopped too
 
 
 def test_close_during_run_leaves_no_thread(qtbot, settings, slow_run, set_steps):
@@ -99,10 +95,8 @@ def test_close_during_run_leaves_no_thread(qtbot, settings, slow_run, set_steps)
     with qtbot.waitSignal(win.worker.progress, timeout=WAIT_MS):
         win.start_run()
     assert win.is_running()
-    threads = list(win.worker._threads)
     win.close()
-    assert all(not t.isRunning() for t in threads)
-    assert not win.worker._threads
+    assert win.worker.is_idle() and not win.worker.is_running()
 
 
 def test_close_during_streamed_export_leaves_no_file(window, qtbot, tmp_path, slow_run, set_steps):
@@ -115,6 +109,6 @@ def test_close_during_streamed_export_leaves_no_file(window, qtbot, tmp_path, sl
     with qtbot.waitSignal(dlg.worker.progress, timeout=WAIT_MS):
         assert dlg.start_export()
     window.close()  # closes the dialog's export too
-    assert not dlg.worker._threads
+    assert dlg.worker.is_idle()
     assert os.listdir(tmp_path) == ["settings.ini"] or not [p for p in os.listdir(tmp_path)
                                                            if p.endswith((".latent", ".partial"))]

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from support import WAIT_MS
 from unsampler_gui.core.latent_io import write_latent
-
-WAIT_MS = 30000
 
 
 def _nan_latent(tmp_path):

@@ -1,15 +1,8 @@
 """Open checkpoint: the family is detected from the header (on a worker) and the panel says why."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-cf = pytest.importorskip("ckpt_factory")
-
-WAIT_MS = 30000
+import ckpt_factory as cf
+from support import WAIT_MS
 
 
 def test_open_checkpoint_shows_detection(window, qtbot, tmp_path):

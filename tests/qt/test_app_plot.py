@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
 
+from support import WAIT_MS
 from unsampler_gui import core
-
-WAIT_MS = 30000
 
 
 def _wait_plot(win, qtbot, **params):
@@ -41,30 +42,28 @@ def test_beta_and_family_change(window, qtbot):
 
 
 def test_stale_requests_are_dropped(window, qtbot):
+    drawn = []
+    window.plot.updated.connect(lambda d: drawn.append(d.request.steps))
     for steps in (5, 6, 7, 8, 9):
         window.panel.set_params({"steps": steps}, family=False)
-    qtbot.waitUntil(lambda: window.plot.data().request.steps == 9, timeout=WAIT_MS)
-    window.plot.wait_idle(WAIT_MS)
-    qtbot.wait(50)
-    assert window.plot.data().request.steps == 9
+    qtbot.waitUntil(lambda: not window.plot.busy(), timeout=WAIT_MS)  # the newest is drawn: nothing is left
+    assert drawn == [9] and window.plot.data().request.steps == 9
+
+
+def _viewport_pos(plot, x, y):
+    """Where the view point (x, y) of the plot is on its widget."""
+    vb = plot.plot.getPlotItem().getViewBox()
+    return plot.plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
 
 
 def test_click_selects_frame_and_log_axis(window, qtbot):
     d = _wait_plot(window, qtbot, steps=20)
     plot = window.plot
-    vb = plot.plot.getPlotItem().getViewBox()
-    # frame 0 is the lowest sigma: schedule index e-1 = 19
-    assert plot._frame_at_scene(vb.mapViewToScene(vb.mapSceneToView(vb.sceneBoundingRect().center()))) is not None
-    with qtbot.waitSignal(plot.frameSelected, timeout=1000) as sig:
-        class Ev:
-            def button(self):
-                from PySide6.QtCore import Qt
-                return Qt.MouseButton.LeftButton
-
-            def scenePos(self):
-                from PySide6.QtCore import QPointF
-                return vb.mapViewToScene(QPointF(19.2, float(d.schedule[19])))
-        plot._on_mouse_clicked(Ev())
+    # frame 0 is the lowest sigma: schedule index e-1 = 19; the nearest frame wins, clamped to the slice
+    assert [plot.frame_at(x) for x in (19.2, 18.4, 0.0, 99.0)] == [0, 1, 19, 0]
+    with qtbot.waitSignal(plot.frameSelected, timeout=WAIT_MS) as sig:
+        QTest.mouseClick(plot.plot.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         _viewport_pos(plot, 19.2, float(d.schedule[19])))
     assert sig.args == [0] and plot.selected_frame() == 0
     plot.set_log_y(True)
     assert plot.plot.getPlotItem().ctrl.logYCheck.isChecked()
@@ -83,9 +82,8 @@ def test_compare_overlays(window, qtbot):
 
 def test_hover_readout_shows_raw_sigma(window, qtbot):
     d = _wait_plot(window, qtbot, steps=20)
-    vb = window.plot.plot.getPlotItem().getViewBox()
-    from PySide6.QtCore import QPointF
-    window.plot._on_mouse_moved(vb.mapViewToScene(QPointF(15.0, float(d.schedule[15]))))
+    QTest.mouseMove(window.plot.plot.viewport(), _viewport_pos(window.plot, 15.0, float(d.schedule[15])))
+    qtbot.waitUntil(lambda: "step 15" in window.plot.readout.text(), timeout=WAIT_MS)
     text = window.plot.readout.text()
     sigma = float(d.schedule[15])
     assert "step 15" in text and "frame 4" in text and f"{sigma:.6g}" in text

@@ -9,10 +9,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from support import WAIT_MS
 from unsampler_gui import core
 from unsampler_gui.core.exports import ANIMATION, COMFYUI, LATENT, SHEET, SIGMAS_JSON, SIGMAS_TEXT
-
-WAIT_MS = 30000
 
 
 def _export(win, qtbot, kind, path=None, **setup):
@@ -36,9 +35,8 @@ def test_run_produces_frames_and_export(window, qtbot, tmp_path, set_steps, run_
     assert window.panel.run_button.text() == "Run"
     want = core.run_unsample(window.panel.spec())
     assert torch.equal(res.latent, want.latent)  # the GUI's run is the core's run, bit for bit
-    if window.store is not None:
-        assert window.store.n_steps == 20 and window.store.available == 20 and window.store.is_finished
-        assert torch.equal(window.store.frame(7), res.latent[7])
+    assert window.store.n_steps == 20 and window.store.available == 20 and window.store.is_finished
+    assert torch.equal(window.store.frame(7), res.latent[7])
 
     out = tmp_path / "all.latent"
     dlg = _export(window, qtbot, LATENT, out)

@@ -5,10 +5,9 @@ import torch
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from support import WAIT_MS
 from unsampler_gui import core
 from unsampler_gui.qt import SAMPLE_LABEL
-
-WAIT_MS = 30000
 
 
 def test_opens_on_sd15_and_sample(window):

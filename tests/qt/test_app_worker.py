@@ -1,14 +1,19 @@
-"""The worker contract: signal order, cancel, superseded jobs, errors without tracebacks, joins."""
+"""The worker contract: signal order, cancel, superseded jobs, errors as objects, joins; the one background
+mechanism under it (newest generation wins, cancellable); the declared pacing."""
 from __future__ import annotations
 
 import threading
 
 import torch
+from PySide6.QtCore import QTimer
 
+from support import WAIT_MS
 from unsampler_gui import core
-from unsampler_gui.qt.worker import LatestOnly, UnsampleWorker, Worker
+from unsampler_gui.qt.background import Background
+from unsampler_gui.qt.errors import user_message
+from unsampler_gui.qt.worker import Pacing, UnsampleWorker, Worker
 
-WAIT_MS = 30000
+WAIT_S = WAIT_MS / 1000
 
 
 def _record(w):
@@ -17,7 +22,7 @@ def _record(w):
     w.progress.connect(lambda d, t: log.append(("progress", d, t)))
     w.partial.connect(lambda a, b, f: log.append(("partial", a, b)))
     w.result.connect(lambda v: log.append(("result", v)))
-    w.error.connect(lambda t: log.append(("error", t)))
+    w.error.connect(lambda e: log.append(("error", e)))
     w.cancelled.connect(lambda: log.append("cancelled"))
     w.finished.connect(lambda: log.append("finished"))
     return log
@@ -41,7 +46,7 @@ def test_signal_order(qtbot):
     w.shutdown()
 
 
-def test_error_is_a_message_without_traceback(qtbot):
+def test_error_is_the_exception_worded_at_the_edge(qtbot):
     w = Worker()
     log = _record(w)
 
@@ -50,7 +55,10 @@ def test_error_is_a_message_without_traceback(qtbot):
 
     with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
         w.run_in_thread(bad)
-    assert ("error", "steps must be between 1 and 10000, got 0") in log and log[-1] == "finished"
+    (err,) = [x[1] for x in log if x[0] == "error"]
+    assert isinstance(err, core.BadParameterError) and log[-1] == "finished"
+    assert user_message(err) == "steps must be between 1 and 10000, got 0"
+    assert err.__traceback__ is None  # logged on the worker, then dropped with the job's frames
 
     def crash(rep):
         return 1 / 0
@@ -59,36 +67,44 @@ def test_error_is_a_message_without_traceback(qtbot):
     with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
         w.run_in_thread(crash)
     (err,) = [x[1] for x in log if x[0] == "error"]
-    assert "ZeroDivisionError" in err and "Traceback" not in err and "\n" not in err
+    assert isinstance(err, ZeroDivisionError)
+    text = user_message(err)
+    assert "ZeroDivisionError" in text and "Traceback" not in text and "\n" not in text
     w.shutdown()
 
 
 def test_cancel_and_supersede(qtbot):
     w = Worker()
     log = _record(w)
-    gate = threading.Event()
+    running = threading.Event()
 
     def slow(rep):
+        running.set()
         while not rep.is_cancelled():
-            gate.wait(0.01)
+            threading.Event().wait(0.01)
         return "old"
 
     w.run_in_thread(slow)
     first = w.job_id
+    assert running.wait(WAIT_S)
     with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
         w.run_in_thread(lambda rep: "new")  # cancels the first; its signals are dropped
     assert w.job_id == first + 1
     assert ("result", "new") in log and ("result", "old") not in log
-    assert log.count("finished") == 1
-    w.shutdown()
-    assert not w._threads
+    assert log.count("finished") == 1 and log.count("started") == 1
 
     log.clear()
+    running.clear()
     with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
         w.run_in_thread(slow)
+        assert running.wait(WAIT_S)
         w.cancel()
-    assert "cancelled" in log and log[-1] == "finished"
-    w.shutdown()
+    assert log == ["started", "cancelled", "finished"]
+    running.clear()
+    w.run_in_thread(slow)
+    assert running.wait(WAIT_S) and w.is_running()
+    w.shutdown()  # cancels and joins
+    assert w.is_idle() and not w.is_running()
 
 
 def test_unsample_worker_partials_and_plan(qtbot):
@@ -110,65 +126,192 @@ def test_unsample_worker_partials_and_plan(qtbot):
     w.shutdown()
 
 
-def test_latest_only_delivers_newest(qtbot):
-    lo = LatestOnly()
-    got = []
-    lo.ready.connect(got.append)
-    gate = threading.Event()
-    lo.submit(lambda: gate.wait(0.2) or "first")
-    lo.submit(lambda: "second")
-    lo.submit(lambda: "third")
-    qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
-    lo.wait(WAIT_MS)
-    qtbot.wait(20)
-    assert got == ["third"]
-    lo.shutdown()
-
-
 def _spec(steps=30, chunk=7):
     return core.UnsampleSpec(family=core.get_family("SD15"), latent=torch.randn(1, 4, 8, 8), steps=steps,
                              chunk_frames=chunk)
 
 
-def test_job_waits_after_its_first_frames_until_the_views_are_idle(qtbot):
-    from PySide6.QtCore import QTimer
+# -- the one background mechanism ---------------------------------------------------------------
 
-    w = UnsampleWorker()
-    busy = {"on": True}
+def _answers(bg):
+    got = []
+    bg.done.connect(lambda tag, v: got.append(("done", tag, v)))
+    bg.failed.connect(lambda tag, e: got.append(("failed", tag, e)))
+    bg.cancelled.connect(lambda tag: got.append(("cancelled", tag)))
+    bg.finished.connect(lambda tag: got.append(("finished", tag)))
+    return got
+
+
+def test_latest_only_answers_the_newest_request_only(qtbot):
+    bg = Background(latest_only=True)
+    got = _answers(bg)
+    running, gate, ran = threading.Event(), threading.Event(), []
+
+    def first(task):
+        running.set()
+        assert gate.wait(WAIT_S)
+        ran.append("first")
+        return task.is_cancelled()  # superseded while it ran: it knows
+
+    def other(name):
+        return lambda task: ran.append(name) or name
+
+    bg.submit(first, "first")
+    assert running.wait(WAIT_S)  # on the pool's one thread
+    bg.submit(other("second"), "second")  # queued...
+    bg.submit(other("third"), "third")  # ...and removed from the queue by this one
+    assert bg.generation == 3
+    gate.set()
+    with qtbot.waitSignal(bg.finished, timeout=WAIT_MS):
+        pass
+    assert got == [("done", "third", "third"), ("finished", "third")]
+    assert ran == ["first", "third"] and not bg.pending()
+    bg.shutdown()
+
+
+def test_drop_starts_a_new_generation_and_cancels_what_runs(qtbot):
+    bg = Background(threads=2)
+    got = _answers(bg)
+    running, seen = threading.Semaphore(0), []
+
+    def cooperative(task):
+        running.release()
+        while not task.is_cancelled():
+            threading.Event().wait(0.005)
+        seen.append(task.generation)
+        return "stale"
+
+    bg.submit(cooperative, "a")
+    bg.submit(cooperative, "b")
+    assert running.acquire(timeout=WAIT_S) and running.acquire(timeout=WAIT_S)
+    old = bg.generation
+    bg.drop()
+    assert bg.generation == old + 1 and not bg.pending()
+    with qtbot.waitSignal(bg.finished, timeout=WAIT_MS) as sig:
+        bg.submit(lambda task: "fresh", "c")  # the new generation is answered, the old one never
+    assert sig.args == ["c"] and got == [("done", "c", "fresh"), ("finished", "c")]
+    assert bg.wait(WAIT_MS) and seen == [old, old]
+    bg.shutdown()
+
+
+def test_cancel_is_answered_and_errors_are_objects(qtbot):
+    bg = Background()
+    got = _answers(bg)
+    running = threading.Event()
+
+    def until_cancelled(task):
+        running.set()
+        while not task.is_cancelled():
+            threading.Event().wait(0.005)
+        raise core.Cancelled("stopped")
+
+    bg.submit(until_cancelled, 1)
+    assert running.wait(WAIT_S)
+    with qtbot.waitSignal(bg.finished, timeout=WAIT_MS):
+        bg.cancel()
+    assert got == [("cancelled", 1), ("finished", 1)]
+    got.clear()
+    with qtbot.waitSignal(bg.finished, timeout=WAIT_MS):
+        bg.submit(lambda task: {}["missing"], 2)
+    (kind, tag, exc), end = got
+    assert (kind, tag, end) == ("failed", 2, ("finished", 2)) and isinstance(exc, KeyError)
+    bg.shutdown()
+
+
+def test_posted_payloads_arrive_in_order_until_superseded(qtbot):
+    bg = Background(latest_only=True)
+    posted = []
+    bg.posted.connect(lambda tag, p: posted.append((tag, p)))
+
+    def chatty(task):
+        for i in range(5):
+            task.post(i)
+        return "done"
+
+    with qtbot.waitSignal(bg.finished, timeout=WAIT_MS):
+        bg.submit(chatty, "x")
+    assert posted == [("x", i) for i in range(5)]
+    bg.shutdown()
+    assert bg.closed and bg.submit(chatty, "late").is_cancelled()  # a closed pool takes no work
+
+
+# -- pacing: a declared part of the worker, acknowledged by whoever feeds the views -----------------
+
+def test_paced_job_holds_after_its_plan_and_first_frames_until_acknowledged(qtbot):
+    w = UnsampleWorker(pacing=Pacing(plan_wait=WAIT_S, first_frames_wait=WAIT_S))
     log = []
-    w.views_busy = lambda: busy["on"]
-    w.partial.connect(lambda a, b, f: log.append(("partial", a)))
 
-    def first(a, b, f):
-        if a == 0:  # the views become idle a little later; nothing else may arrive before that
-            QTimer.singleShot(100, lambda: (log.append("idle"), busy.update(on=False)))
+    def planned(plan):
+        log.append("planned")
+        QTimer.singleShot(0, lambda: (log.append("plan ack"), w.plan_ack()))
 
-    w.partial.connect(first)
+    def partial(a, b, f):
+        log.append(("partial", a))
+        if a == 0:  # nothing else may arrive before the acknowledgement
+            QTimer.singleShot(0, lambda: (log.append("frames ack"), w.first_frames_ack()))
+
+    w.planned.connect(planned)
+    w.partial.connect(partial)
     with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
         w.run(_spec())
-    assert log[:3] == [("partial", 0), "idle", ("partial", 7)]
-    assert [x for x in log if x != "idle"] == [("partial", a) for a in (0, 7, 14, 21, 28)]
+    assert log[:5] == ["planned", "plan ack", ("partial", 0), "frames ack", ("partial", 7)]
+    assert [x for x in log if isinstance(x, tuple)] == [("partial", a) for a in (0, 7, 14, 21, 28)]
     w.shutdown()
 
 
-def test_job_does_not_wait_forever_for_busy_views_or_without_a_probe(qtbot):
-    for probe in (lambda: True, None):
-        w = UnsampleWorker()
-        w.views_busy = probe
-        results = []
-        w.result.connect(results.append)
-        with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
-            w.run(_spec())
-        assert results and results[0].latent.shape[0] == 30
-        w.shutdown()
+def test_paced_job_goes_on_by_itself_when_nobody_acknowledges(qtbot):
+    w = UnsampleWorker(pacing=Pacing(plan_wait=0.05, first_frames_wait=0.05))
+    results = []
+    w.result.connect(results.append)
+    with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
+        w.run(_spec())
+    assert results and results[0].latent.shape[0] == 30
+    w.shutdown()
 
 
-def test_cancel_while_waiting_for_the_views(qtbot):
-    w = UnsampleWorker()
-    w.views_busy = lambda: True
+def test_cancel_while_held_for_the_views(qtbot):
+    w = UnsampleWorker(pacing=Pacing(plan_wait=WAIT_S, first_frames_wait=WAIT_S))
+    w.planned.connect(lambda plan: w.plan_ack())
     log = _record(w)
     w.partial.connect(lambda a, b, f: w.cancel())
     with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
         w.run(_spec())
     assert "cancelled" in log and not [x for x in log if x[0] == "result"]
+    assert [x for x in log if x[0] == "partial"] == [("partial", 0, 7)]
     w.shutdown()
+
+
+def test_an_unpaced_job_never_waits(qtbot, monkeypatch):
+    from unsampler_gui.qt import worker as worker_mod
+
+    def never(self, event, seconds):
+        raise AssertionError("an unpaced job waited")
+
+    monkeypatch.setattr(worker_mod.TaskReporter, "_wait", never)
+    w = UnsampleWorker()
+    results = []
+    w.result.connect(results.append)
+    with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
+        w.run(_spec())
+    assert results and results[0].latent.shape[0] == 30
+    w.shutdown()
+
+
+def test_in_memory_partials_are_views_streamed_ones_copies(qtbot, tmp_path):
+    from safetensors.torch import load_file
+
+    for output in (None, str(tmp_path / "x.latent")):
+        w = UnsampleWorker()
+        parts, results = [], []
+        w.partial.connect(lambda a, b, f: parts.append(f))
+        w.result.connect(results.append)
+        with qtbot.waitSignal(w.finished, timeout=WAIT_MS):
+            w.run(_spec(), output=output)
+        res = results[0]
+        ptrs = [p.untyped_storage().data_ptr() for p in parts]
+        if output is None:
+            assert set(ptrs) == {res.latent.untyped_storage().data_ptr()}  # views of the one output
+        else:
+            assert res.latent is None and len(set(ptrs)) == len(parts)  # each its own copy of the staging rows
+            assert torch.equal(torch.cat(parts), load_file(output)["latent_tensor"])
+        w.shutdown()

@@ -7,9 +7,8 @@ from PySide6.QtTest import QTest
 
 from unsampler_gui.qt.thumbnail_grid import ThumbnailGrid
 from unsampler_gui.qt.thumbnail_model import RawSigmaRole, ReadyRole, SigmaRole, StepRole, ThumbnailModel
-from views_helpers import fake_plan, feed, no_dangling_threads, settle  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("no_dangling_threads")
+from support import WAIT_MS
+from views_helpers import fake_plan, feed, settle
 
 
 @pytest.fixture
@@ -62,8 +61,8 @@ def test_only_visible_rows_are_rendered_while_scrolling_end_to_end(qtbot, store,
     requested = []
     model.renderRequested.connect(requested.extend)
     feed(store, fake_plan(10000), chunk=512)
-    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 0, timeout=5000)
-    qtbot.wait(50)  # batched layout
+    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 0, timeout=WAIT_MS)
+    _paint_and_render(qtbot, grid)
     requested.clear()  # rows asked for while the layout was growing were all visible too, but start clean
 
     seen = set()
@@ -95,12 +94,12 @@ def test_jumping_renders_only_the_destination(qtbot, store, grid):
     requested = []
     model.renderRequested.connect(requested.extend)
     feed(store, fake_plan(10000), chunk=1000)
-    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 0, timeout=WAIT_MS)
     _paint_and_render(qtbot, grid)
     top = set(grid.visible_rows())
     requested.clear()
     grid.select_frame(7777)  # possibly before the batched layout has placed row 7777
-    qtbot.waitUntil(lambda: 7777 in grid.visible_rows(), timeout=5000)
+    qtbot.waitUntil(lambda: 7777 in grid.visible_rows(), timeout=WAIT_MS)
     _paint_and_render(qtbot, grid)
     visible = set(grid.visible_rows())
     assert 7777 in visible
@@ -119,7 +118,7 @@ def test_thumbnails_are_qimages_of_the_right_size(qtbot, store, grid, tmp_path):
 
 def test_selection_and_keys(qtbot, store, grid):
     feed(store, fake_plan(1000), chunk=250)
-    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 0, timeout=WAIT_MS)
     got = []
     grid.frameSelected.connect(got.append)
     grid.select_frame(10)

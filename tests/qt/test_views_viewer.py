@@ -8,9 +8,8 @@ from unsampler_gui.core import preview
 from unsampler_gui.core.stats import frame_stats
 from unsampler_gui.qt.frame_viewer import HIST_BINS, FrameViewer
 from unsampler_gui.qt.thumbnail_grid import ThumbnailGrid, link
-from views_helpers import fake_plan, feed, finish, no_dangling_threads, settle  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("no_dangling_threads")
+from support import WAIT_MS
+from views_helpers import fake_plan, feed, finish, settle
 
 
 @pytest.fixture
@@ -26,15 +25,15 @@ def viewer(qtbot, store):
 
 
 def _shown(qtbot, viewer, step):
-    """Wait until the preview of ``step`` is on screen."""
-    qtbot.waitUntil(lambda: viewer.last_render is not None and viewer._shown_key is not None
-                    and viewer._shown_key[1] == step and viewer._shown_key == viewer._key(), timeout=5000)
+    """Wait until the preview of ``step``, with the viewer's current item and display, is on screen."""
+    qtbot.waitUntil(lambda: viewer.shown is not None and viewer.shown == viewer.wanted and viewer.shown.step == step,
+                    timeout=WAIT_MS)
     return viewer.last_render
 
 
 def test_first_frame_is_shown_when_frames_arrive(qtbot, store, viewer):
     assert viewer.current_frame() == -1
-    with qtbot.waitSignal(viewer.rendered, timeout=5000) as sig:
+    with qtbot.waitSignal(viewer.rendered, timeout=WAIT_MS) as sig:
         feed(store, fake_plan(300), chunk=100)
     assert sig.args == [0] and viewer.current_frame() == 0
     assert viewer.slider.maximum() == 299
@@ -79,7 +78,7 @@ def test_per_step_statistics_plot(qtbot, store, viewer):
     settle(qtbot, store)
     # xData/yData: the curves' data (getData() gives what is drawn, downsampled to the plot's width)
     qtbot.waitUntil(lambda: viewer.mean_curve.xData is not None and len(viewer.mean_curve.xData) == 2000,
-                    timeout=5000)
+                    timeout=WAIT_MS)
     x, mean = viewer.mean_curve.xData, viewer.mean_curve.yData
     std = viewer.std_curve.yData
     ref = frame_stats(out)
@@ -88,7 +87,7 @@ def test_per_step_statistics_plot(qtbot, store, viewer):
     np.testing.assert_allclose(std, ref.std)
     sy = viewer.sigma_curve.yData
     # the plot shows all of it (a view range stuck at the empty plot's 0..1 once hid the curves)
-    qtbot.waitUntil(lambda: viewer.stats_plot.getPlotItem().getViewBox().viewRange()[0][1] >= 1999, timeout=5000)
+    qtbot.waitUntil(lambda: viewer.stats_plot.getPlotItem().getViewBox().viewRange()[0][1] >= 1999, timeout=WAIT_MS)
     np.testing.assert_allclose(sy, plan.model_sigmas.double().numpy())
     viewer.select_frame(1234)
     assert viewer.step_line.value() == 1234
@@ -123,7 +122,7 @@ def test_play_advances_and_stops_on_hide_and_close(qtbot, store, viewer):
     viewer.fps_spin.setValue(60)
     viewer.play()
     assert viewer.is_playing()
-    qtbot.waitUntil(lambda: viewer.current_frame() >= 5, timeout=5000)
+    qtbot.waitUntil(lambda: viewer.current_frame() >= 5, timeout=WAIT_MS)
     viewer.hide()
     assert not viewer.is_playing() and not viewer.play_button.isChecked()
     viewer.show()
@@ -131,22 +130,25 @@ def test_play_advances_and_stops_on_hide_and_close(qtbot, store, viewer):
     assert viewer.is_playing()
     viewer.close()
     assert not viewer.is_playing()
-    viewer.wait()
+    settle(qtbot, viewer)
 
 
 def test_play_wraps_only_when_the_run_is_finished(qtbot, store, viewer):
     plan = fake_plan(10)
     out = feed(store, plan, chunk=10)
-    viewer.fps_spin.setValue(60)
     viewer.select_frame(9)
-    viewer.play()
-    qtbot.wait(100)
+    for _ in range(3):
+        viewer.advance()  # what the play timer does at each tick
     assert viewer.current_frame() == 9  # still running: wait at the last frame in
     finish(store, plan, out)
-    qtbot.waitUntil(lambda: viewer.current_frame() < 9, timeout=5000)
+    viewer.advance()
+    assert viewer.current_frame() == 0  # the run is complete: wrap around
+    viewer.fps_spin.setValue(60)
+    viewer.play()
+    qtbot.waitUntil(lambda: viewer.current_frame() >= 2, timeout=WAIT_MS)
     viewer.stop()
     assert not viewer.is_playing()
-    viewer.wait()
+    settle(qtbot, viewer)
 
 
 def test_new_run_resets_and_stops(qtbot, store, viewer):

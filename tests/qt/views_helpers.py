@@ -1,10 +1,8 @@
-"""Shared pieces of the sequence-view tests: fake plans, feeding a store, the dangling-thread check."""
-import pytest
+"""Shared pieces of the sequence-view tests: fake plans, feeding a store, waiting for the views' work."""
 import torch
-from PySide6.QtCore import QThreadPool
 
+from support import WAIT_MS
 from unsampler_gui import core
-from unsampler_gui.qt.background import live_pools
 
 
 def fake_plan(steps=10000, batch=1, family="SD15", spatial=(8, 8), frames=None):
@@ -42,18 +40,6 @@ def finish(store, plan, out):
     store.finish(core.UnsampleResult(plan=plan, latent=out, path=None, seconds=0.0, device="cpu"))
 
 
-def settle(qtbot, *waiters, rounds=2):
-    """Let pool threads finish and their queued answers arrive (repeat: answers may start more work)."""
-    for _ in range(rounds):
-        for w in waiters:
-            assert w.wait(10000)
-        qtbot.wait(1)
-
-
-@pytest.fixture
-def no_dangling_threads():
-    """After the test, no pool task of ours (or of the global pool) is still running."""
-    yield
-    for pool in live_pools():
-        assert pool.wait(10000), f"{pool.objectName()} still busy"
-    assert QThreadPool.globalInstance().waitForDone(10000)
+def settle(qtbot, *views):
+    """Wait until each of ``views`` (a store, a thumbnail model, a viewer) has delivered the work it was given."""
+    qtbot.waitUntil(lambda: not any(v.busy() for v in views), timeout=WAIT_MS)

@@ -1,14 +1,16 @@
 """Errors for people, tracebacks for the log.
 
 A user sees one clear line (``str(e)`` of a core ``UnsamplerError``, or a short note that points at
-the log file for anything unexpected); the full traceback only ever goes to the log.
+the log file for anything unexpected); the full traceback only ever goes to the log. Background work
+and workers log the traceback where it happened and send the exception object; the edge (the widget
+that shows it) words it here.
 """
 from __future__ import annotations
 
 import logging
 import sys
 import traceback
-from typing import Optional
+from typing import Callable, Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -44,10 +46,15 @@ def log_exception(exc: BaseException, context: str = "") -> None:
               "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
 
 
-def describe(exc: BaseException, context: str = "") -> str:
-    """Log ``exc`` and return the message to show."""
-    log_exception(exc, context)
-    return user_message(exc)
+def worded(slot: Callable[[str], None]) -> Callable[[BaseException], None]:
+    """A receiver for an ``error(exc)`` or ``failed(exc)`` signal that hands ``slot`` the line to show.
+
+    Workers send the exception itself (its traceback is already in the log); this is where it is worded.
+    """
+    def receive(exc: BaseException) -> None:
+        slot(user_message(exc))
+
+    return receive
 
 
 def show_error(parent: Optional[QWidget], title: str, message: str) -> QMessageBox:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 from .. import core
 from ..core.devices import human_bytes
 from ..core.exports import COMFYUI_INPUT, EXPORTS, LATENT, ExportKind, ExportOption, ExportSource, export_job
+from . import errors
 from .settings import Settings
 from .worker import Worker
 
@@ -62,7 +63,7 @@ class ExportDialog(QDialog):
         self.worker = Worker(self, name="export")
         self.worker.progress.connect(self._on_progress)
         self.worker.result.connect(self._on_done)
-        self.worker.error.connect(self._on_error)
+        self.worker.error.connect(errors.worded(self._on_error))
         self.worker.cancelled.connect(lambda: self._set_status("cancelled: nothing was written"))
         self.worker.finished.connect(self._on_finished)
         self.last_path: Optional[str] = None

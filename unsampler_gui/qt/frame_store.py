@@ -7,9 +7,15 @@ computed on a background thread as chunks arrive and announced by ``statsChanged
 
 Steps here are output indices ``0 .. n_steps-1`` (the plan's ``positions`` in output order);
 ``position(step)`` is the node's step index and ``sigma(step)`` its model-space sigma.
+
+**Back-pressure for a paced job** (``FrameStore(paced=True)``, with ``worker.Pacing``): ``planTaken``
+comes once the views' reset for a new run has been laid out and painted, ``firstFramesTaken`` once
+every view that renders frames of the store (``add_renderer``) has shown the first ones. The window
+connects them to the worker's ``plan_ack`` and ``first_frames_ack``.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -19,6 +25,13 @@ from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 from .. import core
 from ..core.stats import StepStats, frame_stats
 from .background import Background
+
+#: How long the views get to lay out and repaint a new run before ``planTaken`` (milliseconds).
+PLAN_SETTLE_MS = 60
+#: How often the renderers are asked whether they are done with the first frames (milliseconds).
+SETTLE_POLL_MS = 10
+#: How long, at most, ``firstFramesTaken`` waits for busy renderers (milliseconds).
+FIRST_FRAMES_LIMIT_MS = 300
 
 
 class _Coalescer(QObject):
@@ -69,20 +82,34 @@ class FrameStore(QObject):
     framesAdded = Signal(int, int)  # steps [start, stop) arrived
     statsChanged = Signal(int, int)  # statistics of steps [start, stop) are in
     finished = Signal()  # the run completed; every frame is in
+    planTaken = Signal()  # (paced) the views have laid out the new run
+    firstFramesTaken = Signal()  # (paced) the renderers have shown the run's first frames
 
-    def __init__(self, parent: Optional[QObject] = None, notify_interval_ms: int = 0):
+    def __init__(self, parent: Optional[QObject] = None, notify_interval_ms: int = 0, paced: bool = False):
         super().__init__(parent)
         self._frames_note = _Coalescer(self.framesAdded, notify_interval_ms, self)
         self._stats_note = _Coalescer(self.statsChanged, notify_interval_ms, self)
         self._stats_pool = Background(self, threads=1, name="frame-stats")
         self._stats_pool.done.connect(self._on_stats)
         self._generation = 0
+        self.paced = paced
+        self.first_frames_limit_ms = FIRST_FRAMES_LIMIT_MS
+        self._renderers: "weakref.WeakSet" = weakref.WeakSet()
+        self._plan_timer = QTimer(self)
+        self._plan_timer.setSingleShot(True)
+        self._plan_timer.setInterval(PLAN_SETTLE_MS)
+        self._plan_timer.timeout.connect(self.planTaken)
+        self._poll_timer = QTimer(self)
+        self._poll_timer.setInterval(SETTLE_POLL_MS)
+        self._poll_timer.timeout.connect(self._poll_renderers)
+        self._poll_clock = QElapsedTimer()
         self._clear_state()
 
     def _clear_state(self) -> None:
-        if hasattr(self, "_frames_note"):
-            self._frames_note.drop()
-            self._stats_note.drop()
+        self._frames_note.drop()
+        self._stats_note.drop()
+        self._plan_timer.stop()
+        self._poll_timer.stop()
         self._plan: Optional[core.Plan] = None
         self._chunks: list = []  # (start, stop, tensor rows [start*B, stop*B))
         self._chunk_of = np.zeros(0, dtype=np.int32)  # step -> index into _chunks, -1 = not in
@@ -99,7 +126,7 @@ class FrameStore(QObject):
     def begin(self, plan: core.Plan) -> None:
         """Start holding a new run: drops the previous run's frames and pending work."""
         self._generation += 1
-        self._stats_pool.clear()
+        self._stats_pool.drop()
         self._clear_state()
         self._plan = plan
         n = len(plan.positions)
@@ -110,6 +137,8 @@ class FrameStore(QObject):
         self._chunk_of = np.full(n, -1, dtype=np.int32)
         self._stats = StepStats(n, plan.batch)
         self.reset.emit()
+        if self.paced:  # the reset's layout and repaint are posted events: they run before the timer fires
+            self._plan_timer.start()
 
     def add(self, start: int, stop: int, frames: torch.Tensor) -> None:
         """Steps ``[start, stop)`` are final: ``frames`` holds rows ``[start*B, stop*B)`` (kept, not copied)."""
@@ -120,15 +149,18 @@ class FrameStore(QObject):
         if not 0 <= start < stop <= self.n_steps or frames.shape[0] != (stop - start) * B:
             raise core.BadParameterError(f"chunk {start}..{stop} with {frames.shape[0]} rows does not fit "
                                          f"{self.n_steps} steps x {B} items")
+        first = not self._chunks
         self._chunk_of[start:stop] = len(self._chunks)
         self._chunks.append((start, stop, frames))
         grown = self._available
         while grown < self.n_steps and self._chunk_of[grown] >= 0:
             grown += 1
         self._available = grown
-        gen = self._generation
-        self._stats_pool.submit(lambda: frame_stats(frames), (gen, start, stop))
+        self._stats_pool.submit(lambda task: frame_stats(frames), (start, stop))
         self._frames_note.push(start, stop)
+        if first and self.paced:
+            self._poll_clock.start()
+            self._poll_timer.start()
 
     def finish(self, result: core.UnsampleResult) -> None:
         """The run completed: frames are read from ``result.latent`` from now on (when it is in memory)."""
@@ -141,9 +173,8 @@ class FrameStore(QObject):
                 self._chunk_of[:] = 0
                 self._chunks = [(0, self.n_steps, result.latent)]
                 self._available = self.n_steps
-                gen = self._generation
                 full = result.latent
-                self._stats_pool.submit(lambda: frame_stats(full), (gen, 0, self.n_steps))
+                self._stats_pool.submit(lambda task: frame_stats(full), (0, self.n_steps))
                 self._frames_note.push(int(missing[0]), self.n_steps)
         self._frames_note.flush()
         self._finished = True
@@ -152,16 +183,36 @@ class FrameStore(QObject):
     def clear(self) -> None:
         """Forget the run (frames, statistics, pending work)."""
         self._generation += 1
-        self._stats_pool.clear()
+        self._stats_pool.drop()
         self._clear_state()
         self.reset.emit()
 
-    def _on_stats(self, tag, fs) -> None:
-        gen, start, stop = tag
-        if gen != self._generation:
-            return  # a previous run's chunk
+    def _on_stats(self, tag, fs) -> None:  # only the current run's: the pool drops the others
+        start, stop = tag
         self._stats.add_stats(start, stop, fs)
         self._stats_note.push(start, stop)
+
+    # -- pacing ---------------------------------------------------------------------------------
+
+    def add_renderer(self, view) -> None:
+        """``view.busy()`` is True while it is rendering frames of this store (thumbnails, a preview);
+        ``firstFramesTaken`` waits for it. Views register themselves when they take the store."""
+        self._renderers.add(view)
+
+    def renderers_busy(self) -> bool:
+        """True while a registered view is still rendering frames it was given."""
+        for view in list(self._renderers):
+            try:
+                if view.busy():
+                    return True
+            except RuntimeError:  # the view's C++ side is gone: it renders nothing any more
+                continue
+        return False
+
+    def _poll_renderers(self) -> None:
+        if not self.renderers_busy() or self._poll_clock.elapsed() >= self.first_frames_limit_ms:
+            self._poll_timer.stop()
+            self.firstFramesTaken.emit()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -259,9 +310,15 @@ class FrameStore(QObject):
 
     # -- threads --------------------------------------------------------------------------------
 
+    def busy(self) -> bool:
+        """True while statistics of this run are still being computed."""
+        return self._stats_pool.pending()
+
     def wait(self, msecs: int = -1) -> bool:
-        """Wait for the statistics thread (tests, and before quitting)."""
+        """Wait for the statistics thread (its answers are then still to be delivered)."""
         return self._stats_pool.wait(msecs)
 
     def shutdown(self) -> None:
+        self._plan_timer.stop()
+        self._poll_timer.stop()
         self._stats_pool.shutdown()

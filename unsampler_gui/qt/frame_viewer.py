@@ -1,13 +1,14 @@
 """The frame viewer: one step up close, its histogram and statistics, and statistics against step.
 
 The big preview (latent2rgb or one channel), the histogram and the frame's mean/std/min/max are
-computed on a background thread, newest request only: scrolling through 10,000 steps or playing
-never queues up work. The per-step statistics plot reads ``store.stats`` (computed off the GUI
-thread as chunks arrive) and redraws at most a few times a second.
+computed on a background thread, newest request only (a ``latest_only`` ``Background``): scrolling
+through 10,000 steps or playing never queues up work. ``wanted`` is the preview the viewer should show
+(a ``PreviewKey``), ``shown`` the one on screen. The per-step statistics plot reads ``store.stats``
+(computed off the GUI thread as chunks arrive) and redraws at most a few times a second.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import pyqtgraph as pg
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSli
 from ..core import preview
 from ..core.pictures import format_sigma
 from ..core.stats import histogram, one_frame_stats
+from . import errors
 from .background import Background
 from .frame_store import FrameStore
 
@@ -48,6 +50,17 @@ def render_frame(frame, family, mode, contrast, time_index: int, reference=None)
     return {"image": img, "range": (lo, hi), "hist": (counts, edges), "stats": one_frame_stats(frame)}
 
 
+class PreviewKey(NamedTuple):
+    """Which preview: the store's generation (the run), the step, the batch item, time index, mode and contrast."""
+
+    generation: int
+    step: int
+    item: int
+    time_index: int
+    mode: object
+    contrast: str
+
+
 class FrameViewer(QWidget):
     """One frame of the store, large, with its statistics; ``frameSelected(step)`` when the step changes."""
 
@@ -63,15 +76,14 @@ class FrameViewer(QWidget):
         self._current = -1
         self._item = 0
         self._time = 0
-        self._shown_key = None
-        self._want = None  # newest render request (key)
-        self._busy = False
+        self._shown: Optional[PreviewKey] = None
+        self._asked: Optional[PreviewKey] = None  # the newest request sent to the pool
         self.last_render: Optional[dict] = None
-        self._pool = Background(self, threads=1, name="frame-viewer")
+        self._pool = Background(self, threads=1, name="frame-viewer", latest_only=True)
         self._pool.done.connect(self._on_rendered)
         self._pool.failed.connect(self._on_failed)
         self._play_timer = QTimer(self)
-        self._play_timer.timeout.connect(self._advance)
+        self._play_timer.timeout.connect(self.advance)
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
@@ -83,6 +95,7 @@ class FrameViewer(QWidget):
         store.framesAdded.connect(self._on_frames_added)
         store.statsChanged.connect(self._on_stats_changed)
         store.finished.connect(self._on_stats_changed)
+        store.add_renderer(self)
         self._on_reset()
 
     # -- layout ---------------------------------------------------------------------------------
@@ -351,7 +364,9 @@ class FrameViewer(QWidget):
         if self._play_timer.isActive():
             self._play_timer.setInterval(max(1, round(1000 / fps)))
 
-    def _advance(self) -> None:
+    def advance(self) -> None:
+        """One playback step: the next frame; after the last, the first once the run is complete (until then
+        it waits for the run to catch up)."""
         n = self._store.available
         if n == 0:
             self.stop()
@@ -399,7 +414,8 @@ class FrameViewer(QWidget):
         st = self._store
         self.stop()
         self._current = -1
-        self._shown_key = self._want = None
+        self._pool.drop()  # a preview in flight is the old run's
+        self._shown = self._asked = None
         self.last_render = None
         self.image_item.clear()
         self._frame_placeholder()
@@ -483,56 +499,49 @@ class FrameViewer(QWidget):
 
     # -- rendering ------------------------------------------------------------------------------
 
-    def _key(self):
-        st = self._store
-        return (st.generation, self._current, self._item, self._time, self.mode, self.contrast)
+    @property
+    def wanted(self) -> Optional[PreviewKey]:
+        """The preview the viewer should show now: the current step, item, time index and display."""
+        if self._current < 0:
+            return None
+        return PreviewKey(self._store.generation, self._current, self._item, self._time, self.mode, self.contrast)
+
+    @property
+    def shown(self) -> Optional[PreviewKey]:
+        """The preview on screen (None before the first one of a run)."""
+        return self._shown
 
     def busy(self) -> bool:
-        """True while the frame to show is being rendered."""
-        return self._busy
+        """True while the preview to show is being rendered."""
+        return self._pool.pending()
 
     def _request_render(self) -> None:
         st = self._store
-        if self._current < 0 or not st.has(self._current):
+        key = self.wanted
+        if key is None or not st.has(key.step) or key == self._shown:
             return
-        key = self._key()
-        if key == self._shown_key:
-            return
-        self._want = key
-        if not self._busy:
-            self._submit(key)
-
-    def _submit(self, key) -> None:
-        st = self._store
-        _, step, item, t, mode, contrast = key
-        frame = st.frame(step, item)
-        ref = st.frame(0, item) if contrast == "shared" and st.has(0) else None
+        if key == self._asked and self._pool.pending():
+            return  # already on its way
+        self._asked = key
+        frame = st.frame(key.step, key.item)
+        ref = st.frame(0, key.item) if key.contrast == "shared" and st.has(0) else None
         family = st.family
-        self._busy = True
-        self._pool.submit(lambda: render_frame(frame, family, mode, contrast, t, ref), key)
+        self._pool.submit(lambda task: render_frame(frame, family, key.mode, key.contrast, key.time_index, ref),
+                          key)
 
-    def _on_rendered(self, key, result: dict) -> None:
-        self._busy = False
-        if key[0] == self._store.generation:
-            if key == self._want:
-                self._show(key, result)
-        if self._want is not None and self._want != key and self._want != self._shown_key \
-                and self._want[0] == self._store.generation:
-            self._submit(self._want)
+    def _on_rendered(self, key: PreviewKey, result: dict) -> None:  # the newest request only
+        self._show(key, result)
 
-    def _on_failed(self, key, text: str) -> None:
-        self._busy = False
-        self.stats_label.setText(f"preview failed: {text}")
-        if self._want is not None and self._want != key and self._want[0] == self._store.generation:
-            self._submit(self._want)
+    def _on_failed(self, key: PreviewKey, exc: BaseException) -> None:
+        self.stats_label.setText(f"preview failed: {errors.user_message(exc)}")
 
     def _frame_placeholder(self) -> None:
         self.placeholder_text.setPos(0, 0)
         self.placeholder_text.setVisible(True)
         self.view_box.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
-    def _show(self, key, r: dict) -> None:
-        self._shown_key = key
+    def _show(self, key: PreviewKey, r: dict) -> None:
+        self._shown = key
         self.last_render = r
         self.placeholder_text.setVisible(False)
         img = r["image"]
@@ -543,13 +552,13 @@ class FrameViewer(QWidget):
         counts, edges = r["hist"]
         self.hist_plot.enableAutoRange()
         self.hist_curve.setData(edges, counts.astype(np.float64))
-        what = "all channels" if key[4] == preview.RGB else f"channel {key[4]}"
+        what = "all channels" if key.mode == preview.RGB else f"channel {key.mode}"
         self.hist_plot.getPlotItem().setTitle(f"<span style='font-size:8pt'>histogram, {what}</span>")
         s = r["stats"]
         lo, hi = r["range"]
         self.stats_label.setText(f"mean {s['mean']:.4g}   std {s['std']:.4g}   min {s['min']:.4g}   "
                                  f"max {s['max']:.4g}   (display {lo:.3g}..{hi:.3g})")
-        self.rendered.emit(key[1])
+        self.rendered.emit(key.step)
 
     def _update_step_label(self) -> None:
         st = self._store

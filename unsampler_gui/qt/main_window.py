@@ -31,7 +31,7 @@ from .run_controller import RunController
 from .settings import Settings
 from .sigma_plot import SigmaPlot
 from .thumbnail_grid import ThumbnailGrid, link
-from .worker import UnsampleWorker
+from .worker import Pacing, UnsampleWorker
 
 log = logging.getLogger("unsampler")
 
@@ -53,8 +53,8 @@ class MainWindow(QMainWindow):
         # models and workers
         self.session = Session()
         self.session.memory_cap = self.settings.memory_cap
-        self.store = FrameStore(self, notify_interval_ms=100)  # views repaint at most ~10 times a second
-        self.worker = UnsampleWorker(self)
+        self.store = FrameStore(self, notify_interval_ms=100, paced=True)  # views repaint at most ~10 times a second
+        self.worker = UnsampleWorker(self, pacing=Pacing())
 
         # widgets
         self.panel = ParamPanel(self.session, self.settings)
@@ -190,8 +190,9 @@ class MainWindow(QMainWindow):
         r.finished.connect(self.runFinished)
         w.message.connect(self.show_status)
         w.partial.connect(self.store.add)
-        # a run pauses after its first frames until the grid and the viewer have shown them
-        w.views_busy = lambda: self.grid.thumbnail_model().busy() or self.viewer.busy()
+        # a run holds after its plan and its first frames until the store's views have caught up
+        self.store.planTaken.connect(w.plan_ack)
+        self.store.firstFramesTaken.connect(w.first_frames_ack)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
 

@@ -4,7 +4,7 @@ The parameter rows are made from ``core.params`` (one per ``RunParams`` field); 
 what the session holds. Files are read on workers with ``core.inputs`` (a latent is read, checked and
 summarised; a checkpoint is detected from its header, no weights are loaded), and the session decides
 what an opened file changes. The output size and memory line comes from the session's plan, made on a
-``LatestOnly`` worker, so nothing here computes on the GUI thread.
+``latest_only`` ``Background``, so nothing here computes on the GUI thread.
 """
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from ..core.errors import printable
 from ..core.inputs import (CHECKPOINT_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, detect_model, load_dropped,
                            load_latent)
 from ..core.session import Estimate, Session
-from . import SAMPLE_LABEL
+from . import SAMPLE_LABEL, errors
+from .background import Background
 from .errors import plain_tooltip
 from .param_rows import make_row
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
-from .worker import LatestOnly, Worker
+from .worker import Worker
 
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
 CHECKPOINT_FILTER = ("Checkpoints (" + " ".join(f"*{e}" for e in (".safetensors",) + CHECKPOINT_EXTS)
@@ -81,16 +82,16 @@ class ParamPanel(QWidget):
         self._estimate_inputs = None  # the inputs of the newest size estimate asked for
         self._latent_loader = Worker(self, name="open latent")
         self._latent_loader.result.connect(self._on_loaded)
-        self._latent_loader.error.connect(lambda t: self._on_load_error("Open latent", t))
+        self._latent_loader.error.connect(errors.worded(lambda t: self._on_load_error("Open latent", t)))
         self._model_loader = Worker(self, name="open checkpoint")
         self._model_loader.result.connect(self._on_loaded)
-        self._model_loader.error.connect(lambda t: self._on_load_error("Open checkpoint", t))
+        self._model_loader.error.connect(errors.worded(lambda t: self._on_load_error("Open checkpoint", t)))
         for loader in (self._latent_loader, self._model_loader):
             loader.finished.connect(self._loader_finished)
         self._drop_loaders: list = []
-        self._estimator = LatestOnly(self, name="estimate")
-        self._estimator.ready.connect(self._on_estimate)
-        self._estimator.failed.connect(self._on_estimate_failed)
+        self._estimator = Background(self, name="estimate", latest_only=True)
+        self._estimator.done.connect(lambda _tag, answer: self._on_estimate(answer))
+        self._estimator.failed.connect(lambda _tag, exc: self._on_estimate_failed(errors.user_message(exc)))
         self._build()
         self.changed.connect(self.refresh_estimate)
 
@@ -328,7 +329,7 @@ class ParamPanel(QWidget):
         self.status.emit(f"opening {os.path.basename(path.rstrip('/'))}…")
         w = Worker(self, name="open dropped")
         w.result.connect(self._on_loaded)
-        w.error.connect(lambda t: self._on_load_error("Open", t))
+        w.error.connect(errors.worded(lambda t: self._on_load_error("Open", t)))
         w.finished.connect(lambda: self._drop_finished(w))
         self._drop_loaders.append(w)
         w.run_in_thread(lambda rep: load_dropped(path))
@@ -427,7 +428,7 @@ class ParamPanel(QWidget):
         if job is None:
             self._show_estimate()
         else:
-            self._estimator.submit(job)
+            self._estimator.submit(lambda task: job())
 
     @Slot(object)
     def _on_estimate(self, answer) -> None:

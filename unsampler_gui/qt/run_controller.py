@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from .. import core
 from ..core.session import Session
+from . import errors
 from .worker import UnsampleWorker
 
 
@@ -36,7 +37,7 @@ class RunController(QObject):
         worker.planned.connect(self._planned)
         worker.progress.connect(self._progress)
         worker.result.connect(self._result)
-        worker.error.connect(self._error)
+        worker.error.connect(errors.worded(self._error))
         worker.cancelled.connect(self._cancelled)
         worker.finished.connect(self._finished)
 

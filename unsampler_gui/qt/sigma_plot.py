@@ -1,9 +1,10 @@
 """The sigma plot: a model's full schedule, the start/end cut, and the frames the run will make.
 
-It redraws as the parameters change, with no run: schedules are computed on a worker (``LatestOnly``),
-because some schedulers are slow to import (``beta`` needs scipy) or to compute at 10,000 steps, and
-only the newest answer is drawn. Sigmas are in model space, as ComfyUI prints them; the hover readout
-adds the raw-space noise level ``sigma / scale_factor`` that the node adds to the latent.
+It redraws as the parameters change, with no run: schedules are computed off the GUI thread (a
+``latest_only`` ``Background``), because some schedulers are slow to import (``beta`` needs scipy) or
+to compute at 10,000 steps, and only the newest answer is drawn. Sigmas are in model space, as ComfyUI
+prints them; the hover readout adds the raw-space noise level ``sigma / scale_factor`` that the node adds
+to the latent.
 
 x is the schedule index (ComfyUI's step); frame ``i`` of the output is schedule index ``e - 1 - i``
 (the node flips the slice to run from low to high noise).
@@ -22,7 +23,8 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QToolButton
 
 from .. import core
 from ..core.sigmas import slice_bounds
-from .worker import LatestOnly
+from . import errors
+from .background import Background
 
 #: Colours for compared schedulers (colour-blind friendly, Okabe-Ito).
 COMPARE_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#D55E00", "#0072B2", "#F0E442", "#999999")
@@ -97,8 +99,8 @@ class SigmaPlot(QWidget):
         self._request: Optional[ScheduleRequest] = None
         self._selected: Optional[int] = None
         self._compare: list = []
-        self._compute = LatestOnly(self, name="sigma plot")
-        self._compute.ready.connect(self._on_ready)
+        self._compute = Background(self, name="sigma plot", latest_only=True)
+        self._compute.done.connect(self._on_ready)
         self._compute.failed.connect(self._on_failed)
 
         self.plot = pg.PlotWidget(self)
@@ -175,7 +177,7 @@ class SigmaPlot(QWidget):
         if request == self._request:
             return
         self._request = request
-        self._compute.submit(lambda: compute_sigma_data(request))
+        self._compute.submit(lambda task: compute_sigma_data(request))
 
     def set_compare(self, names) -> None:
         """Overlay these schedulers' full schedules."""
@@ -206,12 +208,13 @@ class SigmaPlot(QWidget):
     def shutdown(self) -> None:
         self._compute.shutdown()
 
-    def wait_idle(self, msecs: int = -1) -> bool:
-        return self._compute.wait(msecs)
+    def busy(self) -> bool:
+        """True while the newest schedule asked for is being computed (it is drawn when it arrives)."""
+        return self._compute.pending()
 
     # -- drawing ----------------------------------------------------------------------------------
-    @Slot(object)
-    def _on_ready(self, data: SigmaData) -> None:
+    @Slot(object, object)
+    def _on_ready(self, _tag, data: SigmaData) -> None:
         self._data = data
         pi = self.plot.getPlotItem()
         x = np.arange(len(data.schedule), dtype=np.float64)
@@ -244,8 +247,9 @@ class SigmaPlot(QWidget):
         pi.enableAutoRange()
         self.updated.emit(data)
 
-    @Slot(str)
-    def _on_failed(self, text: str) -> None:
+    @Slot(object, object)
+    def _on_failed(self, _tag, exc: BaseException) -> None:
+        text = errors.user_message(exc)
         self.readout.setText(text)
         self.failed.emit(text)
 
@@ -274,14 +278,18 @@ class SigmaPlot(QWidget):
         self.marker_line.setPos(k)
         self.marker_line.setVisible(True)
 
-    def _frame_at_scene(self, pos) -> Optional[int]:
+    def frame_at(self, x: float) -> Optional[int]:
+        """The output frame nearest schedule index ``x`` (clamped to the slice; None when it is empty)."""
         d = self._data
-        vb = self.plot.getPlotItem().getViewBox()
-        if d is None or d.n_frames == 0 or not vb.sceneBoundingRect().contains(pos):
+        if d is None or d.n_frames == 0:
             return None
-        x = vb.mapSceneToView(pos).x()
-        k = int(round(min(max(x, d.start), d.stop - 1)))
-        return d.index_to_frame(k)
+        return d.index_to_frame(int(round(min(max(x, d.start), d.stop - 1))))
+
+    def _frame_at_scene(self, pos) -> Optional[int]:
+        vb = self.plot.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            return None
+        return self.frame_at(vb.mapSceneToView(pos).x())
 
     @Slot(object)
     def _on_mouse_moved(self, pos) -> None:

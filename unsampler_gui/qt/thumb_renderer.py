@@ -1,24 +1,21 @@
-"""Thumbnails made off the GUI thread: ``core.preview.thumbnail`` -> QImage, on a private pool.
+"""Thumbnails made off the GUI thread: ``core.preview.thumbnail`` -> QImage, on a ``Background`` pool.
 
-A ``ThumbTask`` renders a batch of rows and delivers ``(ticket, [(row, QImage), ...])`` through the
-renderer's ``rendered`` signal (queued to the GUI thread). QImage, never QPixmap, is made off the GUI
-thread. A task whose ticket is older than ``renderer.min_ticket`` when it starts does nothing and
-reports its rows as skipped, so work for a previous run (or a scrolled-away page) is dropped cheaply.
+``ThumbRenderer.render(rows, ...)`` renders a batch of rows; its answer is ``done(rows, [(row, QImage),
+...])`` on the GUI thread. QImage, never QPixmap, is made off the GUI thread. ``drop()`` (a new
+generation) stops every batch in flight between two rows and its answer is never delivered, so work for
+a previous run, other settings or a scrolled-away page is dropped cheaply.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 
 from ..core import preview
-from .background import Background, ideal_threads
-
-log = logging.getLogger("unsampler")
+from .background import Background, Task, ideal_threads
 
 
 def qimage_from_rgb(img: np.ndarray) -> QImage:
@@ -41,66 +38,29 @@ class ThumbSettings:
     contrast: object = "fixed"  # "fixed", "auto" or "shared" (the range of step 0)
 
 
-class ThumbTask(QRunnable):
-    """Render the thumbnails of some rows: frames are CPU tensors, read only."""
-
-    def __init__(self, renderer: "ThumbRenderer", ticket: int, rows: Sequence[int], frames: Sequence,
-                 family, settings: ThumbSettings, reference=None):
-        super().__init__()
-        self.setAutoDelete(True)
-        self._renderer = renderer
-        self.ticket = ticket
-        self.rows = list(rows)
-        self._frames = list(frames)
-        self._family = family
-        self._settings = settings
-        self._reference = reference  # frame for the shared contrast range
-
-    def run(self) -> None:  # on a pool thread
-        r = self._renderer
-        out = []
-        if not r.closed and self.ticket >= r.min_ticket:
-            s = self._settings
-            try:
-                contrast = s.contrast
-                if contrast == "shared":
-                    contrast = preview.reference_range(self._reference, self._family, s.mode, s.time_index)
-                for row, frame in zip(self.rows, self._frames):
-                    if r.closed or self.ticket < r.min_ticket:
-                        break
-                    img = preview.thumbnail(frame, self._family, s.size, s.mode, contrast, s.time_index)
-                    out.append((row, qimage_from_rgb(img)))
-            except Exception:  # a bad frame must not take the pool down
-                log.exception("thumbnail rendering failed")
-        self._frames = self._reference = None
-        if r.closed:
-            return
-        try:
-            r.rendered.emit(self.ticket, out, self.rows)
-        except RuntimeError:  # the renderer is gone
-            pass
+def render_thumbnails(task: Task, rows: Sequence[int], frames: Sequence, family, settings: ThumbSettings,
+                      reference=None) -> list:
+    """``[(row, QImage), ...]`` for the rows' frames (CPU tensors, read only); runs on a pool thread and
+    stops between two rows once ``task`` is cancelled. ``reference`` is the frame of the shared contrast."""
+    contrast = settings.contrast
+    if contrast == "shared":
+        contrast = preview.reference_range(reference, family, settings.mode, settings.time_index)
+    out = []
+    for row, frame in zip(rows, frames):
+        if task.is_cancelled():
+            break
+        img = preview.thumbnail(frame, family, settings.size, settings.mode, contrast, settings.time_index)
+        out.append((row, qimage_from_rgb(img)))
+    return out
 
 
 class ThumbRenderer(Background):
-    """The pool for thumbnails. ``rendered(ticket, [(row, QImage)], rows_asked)`` arrives on the GUI thread."""
-
-    rendered = Signal(int, object, object)
+    """The pool for thumbnails: ``render`` a batch of rows; ``done(rows, [(row, QImage)])`` arrives on the
+    GUI thread (``failed(rows, exc)`` if the batch could not be made)."""
 
     def __init__(self, parent: Optional[QObject] = None, threads: Optional[int] = None):
         super().__init__(parent, threads=threads or ideal_threads(), name="thumbnails")
-        self.min_ticket = 0  # tasks with an older ticket are skipped (read from pool threads)
-        self._ticket = 0
 
-    def next_ticket(self) -> int:
-        self._ticket += 1
-        return self._ticket
-
-    def drop_older(self) -> None:
-        """Skip every task submitted so far that has not finished (queued ones are removed outright)."""
-        self.clear()
-        self.min_ticket = self._ticket + 1
-
-    def render(self, rows, frames, family, settings: ThumbSettings, reference=None) -> int:
-        ticket = self.next_ticket()
-        self.start(ThumbTask(self, ticket, rows, frames, family, settings, reference))
-        return ticket
+    def render(self, rows, frames, family, settings: ThumbSettings, reference=None) -> Task:
+        rows, frames = list(rows), list(frames)
+        return self.submit(lambda task: render_thumbnails(task, rows, frames, family, settings, reference), rows)

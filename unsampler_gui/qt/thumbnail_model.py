@@ -4,7 +4,8 @@
 the renderer for it; only rows that a view paints are ever asked for. Requests made during one paint
 are gathered and sent as a few batched tasks; results come back in batches and are announced by one
 ``dataChanged`` per batch. Thumbnails live in a bounded LRU cache, so memory stays flat over 10,000
-steps. Rows are inserted once per chunk. Work for a previous run, or for other settings, is dropped.
+steps. Every planned step has its row from the start. Work for a previous run, or for other settings, is
+dropped: the renderer starts a new generation.
 """
 from __future__ import annotations
 
@@ -88,13 +89,13 @@ class ThumbnailModel(QStringListModel):
         super().__init__(parent)
         self._store = store
         self._renderer = renderer or ThumbRenderer(self)
-        self._renderer.rendered.connect(self._on_rendered)
+        self._renderer.done.connect(self._on_rendered)
+        self._renderer.failed.connect(self._on_render_failed)
         self._settings = ThumbSettings()
         self._rows = 0
         self._cache = ThumbnailCache(cache_items, cache_bytes)
         self._pending: set = set()  # rows asked for, not yet delivered
         self._queue: list = []  # rows asked for during this paint, not yet sent
-        self._valid_from = 0  # results with an older ticket are stale
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(0)
@@ -102,6 +103,7 @@ class ThumbnailModel(QStringListModel):
         self._placeholder = self._make_placeholder()
         store.reset.connect(self._on_reset)
         store.framesAdded.connect(self._on_frames_added)
+        store.add_renderer(self)
         self._on_reset()
 
     # -- model ----------------------------------------------------------------------------------
@@ -202,10 +204,10 @@ class ThumbnailModel(QStringListModel):
         return bool(self._queue or self._pending)
 
     def drop_queued(self) -> None:
-        """Forget requests not yet started (the view scrolled away); running ones still deliver."""
+        """Forget every request not yet delivered (the view scrolled away): the next paint asks again."""
         self._flush_timer.stop()
         self._queue.clear()
-        self._renderer.clear()
+        self._renderer.drop()
         self._pending.clear()
 
     def flush(self) -> None:
@@ -227,10 +229,9 @@ class ThumbnailModel(QStringListModel):
             frames = [st.frame(r, s.item) for r in part]
             self._renderer.render(part, frames, st.family, settings, reference)
 
-    def _on_rendered(self, ticket: int, images, asked) -> None:
-        for r in asked:
-            self._pending.discard(r)
-        if ticket < self._valid_from or not images:
+    def _on_rendered(self, asked, images) -> None:  # only answers for the current settings and run arrive
+        self._pending.difference_update(asked)
+        if not images:
             return
         lo = hi = None
         for row, img in images:
@@ -241,13 +242,15 @@ class ThumbnailModel(QStringListModel):
         if lo is not None:
             self.dataChanged.emit(self.index(lo), self.index(hi), [Qt.ItemDataRole.DecorationRole])
 
+    def _on_render_failed(self, asked, _exc) -> None:  # already in the log; the cells keep their placeholder
+        self._pending.difference_update(asked)
+
     def _invalidate(self) -> None:
         self._flush_timer.stop()
         self._queue.clear()
         self._pending.clear()
         self._cache.clear()
-        self._renderer.drop_older()
-        self._valid_from = self._renderer.min_ticket
+        self._renderer.drop()  # a new generation: thumbnails in flight are for the old settings or run
 
     def _make_placeholder(self) -> QImage:
         n = max(1, int(self._settings.size))
