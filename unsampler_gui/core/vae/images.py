@@ -9,13 +9,12 @@ SaveImage writes ``clip(255 * x, 0, 255)`` truncated to uint8, with the graph in
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import BadFileError, ResourceError
-from ..latent_io import _default_mode  # 0666 less the umask, as the latent writer gives its files
+from ..errors import BadFileError
+from ..atomic import atomic_write
 
 #: The formats a user may open (Pillow's names); MPO is what some cameras call a JPEG.
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP"}
@@ -113,40 +112,14 @@ def read_text_chunks(path) -> dict:
 
 
 def save_png(path, rgb: np.ndarray, text=None, overwrite: bool = False) -> str:
-    """Write a uint8 ``[H, W, 3]`` picture as PNG: a temporary file in the same folder, renamed when complete."""
+    """Write a uint8 ``[H, W, 3]`` picture as PNG, with ``text`` chunks, through the one atomic writer."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    p = os.fspath(path)
-    if os.path.isdir(p):
-        raise ResourceError(f"{p} is a folder")
-    if os.path.exists(p) and not overwrite:
-        raise ResourceError(f"{p} already exists; pass --overwrite to replace it")
-    folder = os.path.dirname(os.path.abspath(p))
-    if not os.path.isdir(folder):
-        raise ResourceError(f"cannot write {p}: the folder {folder} does not exist")
     info = None
     if text:
         info = PngInfo()
         for k, v in text.items():
             info.add_text(k, v)
-    fd, tmp = tempfile.mkstemp(prefix=".unsampler-", suffix=".png.partial", dir=folder)
-    os.close(fd)
-    try:
-        Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(tmp, format="PNG", pnginfo=info)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, p)
-    except OSError as e:
-        _remove(tmp)
-        raise ResourceError(f"cannot write {os.path.basename(p)}: {e.strerror or e}") from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    return p
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    return atomic_write(path, lambda f: image.save(f, format="PNG", pnginfo=info), overwrite)
