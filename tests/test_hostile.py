@@ -537,12 +537,13 @@ def test_info_of_a_checkpoint_escapes_its_metadata(tmp_path, capsys):
 
 
 def test_latent_panel_escapes_file_metadata():
-    from unsampler_gui.qt.param_panel import LoadedLatent
+    from unsampler_gui.core.inputs import LoadedLatent
+    from unsampler_gui.qt.param_panel import describe_latent
 
     lat = LoadedLatent(tensor=torch.zeros(1, 4, 8, 8), name="a.latent", path="/x/a.latent", sha256="0", stored_dtype="F32",
                        kind="latent", summary={}, unsampler={"family": "<img src='/dev/zero'>", "sampler": "<b>x",
                                                              "scheduler": "&", "steps": "<i>"})
-    html = lat.describe()
+    html = describe_latent(lat)
     assert "<img" not in html and "<b>x" not in html and "<i>" not in html
     assert "&lt;img src=" in html
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BadFileError
-from ..atomic import atomic_write
+from ..atomic import atomic_write, open_regular
 
 #: The formats a user may open (Pillow's names); MPO is what some cameras call a JPEG.
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP"}
@@ -43,9 +43,9 @@ class Picture:
 def sniff_picture(path) -> bool:
     """True when the file starts like a PNG, JPEG or WebP (whatever its name)."""
     try:
-        with open(os.fspath(path), "rb") as f:
+        with open_regular(path) as f:  # a FIFO or a device is not a picture (and must not block)
             head = f.read(12)
-    except OSError:
+    except (OSError, BadFileError):
         return False
     return head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff") or (
         head[:4] == b"RIFF" and head[8:12] == b"WEBP")

@@ -2,10 +2,9 @@
 
 ``core/detect/pickle_reader.py`` reads names and shapes; this module reads the tensors themselves, for
 the few files a VAE needs (TAESD ``.pth`` files, a ``.ckpt`` checkpoint's ``first_stage_model.*``).
-It unpickles with the same allowlist: ``WeightsUnpickler`` is the detection's ``SafeUnpickler`` with
-one difference, the tensor rebuild functions (``torch._utils._rebuild_tensor_v2`` and kin) make a
-``LazyTensor`` record (storage, offset, size, stride) instead of a stub. Nothing the file names is
-imported or called; a global off the list still stops the load ("refusing to load: ...").
+It unpickles with the detection's own bounded interpreter and allowlist: a tensor is a ``TensorStub``
+record (storage, offset, size, stride). Nothing the file names is imported or called; a global off
+the list still stops the load ("refusing to load: ...").
 
 The bytes of a tensor are read only when ``materialize`` is asked for it, and only for the names
 the caller selects, so a 4 GB checkpoint costs the VAE's 330 MB, not 4 GB. Every storage range is
@@ -28,8 +27,9 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import torch
 
-from ..detect.pickle_reader import (LEGACY_MAGIC, MAX_PICKLE_BYTES, RefusedPickle, SafeUnpickler, StorageRef,
-                                    state_dict_of)
+from ..detect.pickle_reader import LEGACY_MAGIC, MAX_PICKLE_BYTES, RefusedPickle, StorageRef, TensorStub
+from ..detect.pickle_reader import _unpickle as unpickle
+from ..detect.pickle_reader import state_dict_of
 from ..errors import BadFileError
 
 #: safetensors-style dtype name (what ``StorageRef.dtype`` holds) -> torch dtype
@@ -40,55 +40,19 @@ TORCH_DTYPES = {
 }
 
 
-@dataclass
-class LazyTensor:
-    """A tensor as the pickle describes it: where its elements are, not the elements."""
-
-    storage: Optional[StorageRef]
-    offset: int
-    shape: tuple
-    stride: Optional[tuple]
-
-
-def _rebuild_lazy(storage, storage_offset=0, size=(), stride=None, *rest):
-    """Stand-in for torch._utils._rebuild_tensor_v2 (and v1, v3): records, never builds."""
-    ref = storage if isinstance(storage, StorageRef) else None
-    try:
-        shape = tuple(int(s) for s in size)
-        strides = tuple(int(s) for s in stride) if stride is not None else None
-        offset = int(storage_offset)
-    except (TypeError, ValueError):
-        raise BadFileError("corrupt pickle (a tensor's size or stride is not a list of integers)") from None
-    return LazyTensor(ref, offset, shape, strides)
-
-
-_LAZY = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor_v3"),
-         ("torch._utils", "_rebuild_tensor")}
-
-
-class WeightsUnpickler(SafeUnpickler):
-    """``SafeUnpickler`` whose tensors are ``LazyTensor`` records (everything else is refused as before)."""
-
-    def find_class(self, module, name):
-        if (module, name) in _LAZY:
-            return _rebuild_lazy
-        return super().find_class(module, name)
-
-
 def _unpickle(stream):
+    """One pickle through the detection's bounded interpreter (nothing the file names is imported or called)."""
     try:
-        return WeightsUnpickler(stream).load()
+        return unpickle(stream)
     except BadFileError:
         raise
-    except RecursionError:
-        raise BadFileError("corrupt pickle (nested too deeply)") from None
     except Exception as e:  # noqa: BLE001 - any malformed pickle becomes a clear message
         raise BadFileError(f"corrupt or unsupported pickle ({type(e).__name__}: {str(e)[:80]})") from None
 
 
 def _lazy_tensors(obj) -> dict:
     state = state_dict_of(obj)
-    return {str(k): v for k, v in state.items() if isinstance(v, LazyTensor)}
+    return {str(k): v for k, v in state.items() if isinstance(v, TensorStub)}
 
 
 def _contiguous_strides(shape) -> tuple:
@@ -99,7 +63,7 @@ def _contiguous_strides(shape) -> tuple:
     return tuple(reversed(out))
 
 
-def _build(name: str, t: LazyTensor, flat: torch.Tensor) -> torch.Tensor:
+def _build(name: str, t: TensorStub, flat: torch.Tensor) -> torch.Tensor:
     """``torch.as_strided`` over a storage's elements, after checking that it stays inside them."""
     if any(s < 0 for s in t.shape) or t.offset < 0:
         raise BadFileError(f"tensor {name!r}: negative size or offset")
@@ -128,7 +92,7 @@ def _storage_tensor(ref: StorageRef, raw: bytes) -> torch.Tensor:
 
 
 def materialize(tensors: dict, read_storage: Callable[[StorageRef], bytes], names: Iterable[str]) -> dict:
-    """Real tensors for ``names`` (each a ``LazyTensor`` in ``tensors``); each storage is read once."""
+    """Real tensors for ``names`` (each a ``TensorStub`` in ``tensors``); each storage is read once."""
     cache: dict = {}
     out = {}
     for name in names:
@@ -148,7 +112,7 @@ class TorchWeights:
 
     path: str
     container: str
-    tensors: dict  # name -> LazyTensor
+    tensors: dict  # name -> TensorStub
     read_storage: Callable[[StorageRef], bytes]
 
     def shapes(self) -> dict:
