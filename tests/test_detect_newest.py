@@ -200,7 +200,6 @@ def _one_per_branch() -> list:
     """One family of each detection branch (the first marker of ComfyUI's arm that reads it)."""
     seen, out = set(), []
     for fam in family_names():
-        key = get_family(fam).detection["minimal_keys"][0]["key"]
         arm = _branch_of(fam)
         if arm not in seen:
             seen.add(arm)

@@ -257,7 +257,7 @@ def cmd_run(args) -> int:
 def cmd_export(args) -> int:
     """Any export the app writes, from the same registry (``core.exports.EXPORTS``)."""
     from .core import exports, params
-    from .core.errors import BadParameterError, ResourceError
+    from .core.errors import BadParameterError
     from .core.export import select_positions
 
     kind = exports.EXPORTS[args.kind]

@@ -6,6 +6,7 @@ Nothing here makes frames: ``frames.py`` holds the arithmetic, ``sink.py`` where
 """
 from __future__ import annotations
 
+import math
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -85,10 +86,7 @@ class Plan:
 
     @property
     def frame_bytes(self) -> int:
-        n = 4
-        for s in self.frame_shape:
-            n *= s
-        return n
+        return 4 * math.prod(self.frame_shape)  # float32
 
     @property
     def step_bytes(self) -> int:

@@ -7,6 +7,7 @@ Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data 
 """
 from __future__ import annotations
 
+import math
 import json
 import os
 import struct
@@ -43,10 +44,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ leaves ``read_torch_zip`` / ``read_torch_pickle`` as one ``BadFileError`` (``err
 """
 from __future__ import annotations
 
+import math
 import collections
-import io
 import os
 import struct
 import zipfile
@@ -83,10 +83,7 @@ class TensorStub:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ import os
 import struct
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
 from ..detect.pickle_reader import LEGACY_MAGIC, MAX_PICKLE_BYTES, RefusedPickle, StorageRef, TensorStub
+from ..detect.pickle_reader import _contiguous_strides
 from ..detect.pickle_reader import _unpickle as unpickle
 from ..detect.pickle_reader import state_dict_of
 from ..errors import BadFileError
@@ -53,14 +54,6 @@ def _unpickle(stream):
 def _lazy_tensors(obj) -> dict:
     state = state_dict_of(obj)
     return {str(k): v for k, v in state.items() if isinstance(v, TensorStub)}
-
-
-def _contiguous_strides(shape) -> tuple:
-    out, acc = [], 1
-    for s in reversed(shape):
-        out.append(acc)
-        acc *= s
-    return tuple(reversed(out))
 
 
 def _build(name: str, t: TensorStub, flat: torch.Tensor) -> torch.Tensor:
