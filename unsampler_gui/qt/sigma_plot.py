@@ -110,7 +110,7 @@ class SigmaPlot(QWidget):
             self.plot.getPlotItem().getAxis(axis).setStyle(maxTickLevel=0)
         self.plot.setLabel("bottom", "schedule step (sigma index)")
         self.plot.setLabel("left", "sigma (model space)")
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(90)  # the window fits a 1024x600 screen
         pi = self.plot.getPlotItem()
         pi.setDownsampling(auto=True, mode="peak")  # 10,000-point schedules draw as ~2 points a pixel
         self.legend = pi.addLegend(offset=(-10, 10))
