@@ -166,6 +166,7 @@ class FrameViewer(QWidget):
         self.hist_plot.setMouseEnabled(x=False, y=False)
         self.hist_plot.hideButtons()
         self.hist_plot.getPlotItem().setTitle("")
+        self.hist_plot.hideAxis("left")  # counts: at a plot this low their labels pile up
         self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0)
 
         self.stats_plot = pg.PlotWidget(self)
