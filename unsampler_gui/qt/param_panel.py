@@ -134,7 +134,7 @@ class ParamPanel(QWidget):
         self.open_latent_button.clicked.connect(self.browse_latent)
         self.latent_info = _info_label()
         self.latent_info.setText("no latent")
-        _reserve_lines(self.latent_info, 4)  # a note line coming or going does not move the form
+        _reserve_lines(self.latent_info, 5)  # a note line coming or going does not move the form
         # how the latent fits the chosen family: a line, and when it does not, the families that do
         self.fit_label = _info_label()
         _reserve_lines(self.fit_label, 1)
