@@ -115,8 +115,6 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.grid)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([self.inputs_dock, self.viewer_dock], [330, 480], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.sigma_dock], [260], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -223,7 +221,16 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.fit_to_screen()
+        if state is None:
+            self._default_dock_sizes()
         self.panel.set_params(self.settings.last_params(), family=False)
+
+    def _default_dock_sizes(self) -> None:
+        """The docks' first sizes, in proportion on a small window (the grid in the middle keeps the rest)."""
+        w, h = self.width(), self.height()
+        self.resizeDocks([self.inputs_dock, self.viewer_dock], [min(360, max(300, w * 24 // 100)), min(480, w // 3)],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.sigma_dock], [min(260, h * 27 // 100)], Qt.Orientation.Vertical)
 
     def available_geometry(self) -> Optional[QRect]:
         """The free area of the screen the window is on (None when there is no screen)."""

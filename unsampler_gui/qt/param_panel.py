@@ -49,8 +49,9 @@ def describe_latent(lat: LoadedLatent) -> str:
         u = lat.unsampler
         extra = (f"<br>an Unsampler export: {_esc(u.get('family', '?'))}, {_esc(u.get('sampler', '?'))}/"
                  f"{_esc(u.get('scheduler', '?'))}, {_esc(u.get('steps', '?'))} steps")
-    head = f"<i>{SAMPLE_LABEL}</i><br>" if lat.is_sample else ""
-    return (f"{head}<b>{_esc(lat.name)}</b><br>{list(lat.shape)} · stored {_esc(lat.stored_dtype)} · "
+    # the sample's note is one short line on the name's (its whole text is the tooltip)
+    head = f" <i>({SAMPLE_LABEL.split(' (')[0]})</i>" if lat.is_sample else ""
+    return (f"<b>{_esc(lat.name)}</b>{head}<br>{list(lat.shape)} · stored {_esc(lat.stored_dtype)} · "
             f"{_esc(kind)}{rng}{extra}")
 
 
@@ -387,7 +388,7 @@ class ParamPanel(QWidget):
         """Use this latent (the session restores an export's parameters, or switches to a family that takes it)."""
         text = self.session.open_latent(latent)
         self.latent_info.setText(describe_latent(latent))
-        self.latent_info.setToolTip(plain_tooltip(latent.path or ""))
+        self.latent_info.setToolTip(plain_tooltip((SAMPLE_LABEL + "\n" if latent.is_sample else "") + (latent.path or "")))
         self._apply(self.session.params)
         self.latentChanged.emit(latent)
         self.status.emit(text)

@@ -85,6 +85,9 @@ class ChoiceRow(ParamRow):
 
     def __init__(self, param: Param):
         super().__init__(param, QComboBox())
+        # as wide as the form gives it, not as its longest name: the panel fits a small screen (the list shows all)
+        self.widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.widget.setMinimumContentsLength(10)
         self._items: tuple = ()
         self._fill(param.options())
 
