@@ -200,3 +200,14 @@ def test_latent_fit_rule():
     none = latent_fit((1, 7, 8, 8), sd15)
     assert none.choices == () and "no known family" in none.message
     assert latent_fit((1, 4, 8, 8), sd15, remembered="Flux").remembered is None  # a choice that does not fit
+
+
+def test_messages_name_families_as_the_app_shows_them():
+    from unsampler_gui.core.job import check_latent_for_family
+    with pytest.raises(core.BadParameterError) as e:
+        check_latent_for_family(torch.zeros(1, 4, 8, 8), core.get_family("SD35_large"))
+    text = str(e.value)
+    assert "but SD3.5 Large expects" in text and "Stable Diffusion 1.5 (SD15)" in text  # the --model name too
+    s = Session(params.default().replace(family="WAN21_T2V"))
+    text = s.open_latent(Latent(torch.zeros(1, 4, 8, 8)))
+    assert "WAN21_T2V" not in text and core.get_family("WAN21_T2V").display_name in text
