@@ -37,7 +37,8 @@ def test_dropped_checkpoint_is_detected(window, qtbot, tmp_path):
     assert window.panel.family_name() == "Flux"
     assert window.panel.base_family().sampling.kind == "flux"
     # the sample (4 channels) does not fit Flux: a clear message before any run
-    qtbot.waitUntil(lambda: "16 channels" in window.panel.estimate_label.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "16 channels" in window.panel.estimate_label.toolTip(), timeout=WAIT_MS)
+    assert "does not fit" in window.panel.estimate_label.text() and "does not fit" in window.panel.fit_label.text()
 
 
 def test_not_a_model_is_a_message(window, qtbot, tmp_path):

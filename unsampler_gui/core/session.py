@@ -85,9 +85,9 @@ def latent_fit(shape, family: Family, checkpoint: bool = False, remembered: Opti
     if ok:
         msg = f"fits {family.display_name}"
     else:
-        whose = f"the checkpoint's family {family.display_name}" if checkpoint else family.display_name
-        msg = (f"does not fit {whose} ({family.latent.channels}-channel {family.latent.ndim}-D latents); "
-               + ("choose a family that takes it" if names else f"no known family takes {c}-channel {nd}-D latents"))
+        whose = f"the checkpoint's {family.display_name}" if checkpoint else family.display_name
+        msg = (f"does not fit {whose}, which takes {family.latent.channels}-channel {family.latent.ndim}-D latents"
+               + ("; these fit:" if names else f"; no known family takes {c}-channel {nd}-D latents"))
     return LatentFit(fits=ok, family=family.name, choices=tuple(names), remembered=remembered, message=msg)
 
 

@@ -170,7 +170,7 @@ class FrameViewer(QWidget):
         self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0)
 
         self.stats_plot = pg.PlotWidget(self)
-        self.stats_plot.setMinimumHeight(50)
+        self.stats_plot.setMinimumHeight(80)
         self.stats_plot.setMenuEnabled(False)
         self.stats_plot.hideButtons()
         pi = self.stats_plot.getPlotItem()

@@ -180,6 +180,8 @@ class ParamPanel(QWidget):
 
         self.estimate_label = _info_label()
         _reserve_lines(self.estimate_label, 2)  # the size line and a warning
+        # a long message is cut at 4 lines (its whole text is the tooltip): Run stays in view
+        self.estimate_label.setMaximumHeight(4 * self.estimate_label.fontMetrics().lineSpacing() + 4)
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
         self.run_button.setToolTip("Make the progressively noised batch (Ctrl+R)")
@@ -520,8 +522,13 @@ class ParamPanel(QWidget):
         s = self.session
         err, est = s.plan_error(), s.estimate()
         if err or est is None:
+            fit = s.latent_fit()
+            if err and fit is not None and not fit.fits:  # the line beside the latent says it, with the way out
+                err = "cannot run: the latent does not fit the model (see Latent above)"
             self.estimate_label.setText(f"<span style='color:#d55e00'>{_esc(err)}</span>")
+            self.estimate_label.setToolTip(plain_tooltip(s.plan_error()))
             return
+        self.estimate_label.setToolTip("")
         free = f" · {human_bytes(est.available)} free" if est.available else ""
         warn = s.memory_warning()
         warn = f"<br><span style='color:#d55e00'>{_esc(warn)}</span>" if warn else ""
