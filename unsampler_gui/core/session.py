@@ -164,7 +164,9 @@ class Session:
             self.params = run_params.fit(self.params.replace(family=fit.remembered))
             return (f"opened {latent.name} {list(shape)}: {before} does not take it; switched to "
                     f"{get_family(fit.remembered).display_name}, your last choice for these latents")
-        return f"opened {latent.name} {list(shape)}: it {fit.message}"
+        others = (f"; {len(fit.choices)} families take it" if len(fit.choices) != 1 else
+                  f"; {get_family(fit.choices[0]).display_name} takes it") if fit.choices else ""
+        return f"opened {latent.name} {list(shape)}: it {fit.message.split(';')[0]}{others}"
 
     def latent_fit(self) -> Optional[LatentFit]:
         """How the latent fits the chosen family (None without a latent)."""
