@@ -119,7 +119,17 @@ def test_the_default_size_is_fitted(qtbot, settings, monkeypatch):
     monkeypatch.setattr(MainWindow, "available_geometry", lambda self: QRect(0, 0, 1280, 720))
     win = MainWindow(settings)
     qtbot.addWidget(win)
-    assert win.width() <= 1280 and win.height() <= 720 and win.width() >= min(DEFAULT_SIZE.width(), 1200)
+    # a first start on a small screen opens maximised, and its normal size fits the screen too
+    assert win.windowState() & Qt.WindowState.WindowMaximized
+    assert win.width() <= 1280 and win.height() <= 720 - 32 and win.width() >= 1200
+    win.close()
+
+
+def test_the_default_size_on_a_big_screen(qtbot, settings, monkeypatch):
+    monkeypatch.setattr(MainWindow, "available_geometry", lambda self: QRect(0, 0, 1920, 1200))
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    assert not win.windowState() & Qt.WindowState.WindowMaximized and win.size() == DEFAULT_SIZE
     win.close()
 
 

@@ -37,6 +37,8 @@ log = logging.getLogger("unsampler")
 
 #: The size the window opens at on a screen that has room for it.
 DEFAULT_SIZE = QSize(1500, 950)
+#: Room left for a title bar when the window's frame is not known yet (before it is first shown).
+TITLE_ALLOWANCE = 32
 
 
 def fit_to_screen(geo: QRect, available: QRect) -> QRect:
@@ -220,7 +222,12 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         if state is not None:
             self.restoreState(state)
-        self.fit_to_screen()
+        self.fit_to_screen()  # also the size the window has when it is un-maximised
+        avail = self.available_geometry()
+        if geo is None and avail is not None and (avail.width() < DEFAULT_SIZE.width()
+                                                  or avail.height() < DEFAULT_SIZE.height() + TITLE_ALLOWANCE):
+            # a first start on a small screen opens maximised: the system fits it, title bar and panels included
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
         if state is None:
             self._default_dock_sizes()
         self.panel.set_params(self.settings.last_params(), family=False)
@@ -245,6 +252,8 @@ class MainWindow(QMainWindow):
             return
         frame, inner = self.frameGeometry(), self.geometry()
         dw, dh = max(0, frame.width() - inner.width()), max(0, frame.height() - inner.height())
+        if frame == inner and not self.isVisible():  # the frame is not known before the window is shown
+            dh = TITLE_ALLOWANCE
         room = QRect(avail.x(), avail.y(), avail.width() - dw, avail.height() - dh)
         fitted = fit_to_screen(inner, room)
         if fitted != inner:
