@@ -160,6 +160,12 @@ def test_export_dialog_controls_and_help_are_whole(window, qtbot):
         for lab in (dlg.source_label, dlg.comfy_note):
             if lab.isVisible():
                 assert lab.height() >= lab.heightForWidth(lab.width()), (kind, lab.text())
+        if kind == COMFYUI:  # an error line appears: the help text above it is still whole
+            dlg.comfy_root.setText("")
+            assert not dlg.start_export() and "ComfyUI folder" in dlg.status_label.text()
+            QApplication.processEvents()
+            for lab in (dlg.comfy_note, dlg.status_label):
+                assert lab.height() >= lab.heightForWidth(lab.width()), lab.text()
         dlg.close()
 
 
