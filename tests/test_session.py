@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from unsampler_gui import core
+from unsampler_gui.core import detect, inputs  # noqa: F401 (subpackages used as core.detect, core.inputs)
 from unsampler_gui.core import params
-from unsampler_gui.core.session import Session, duration, memory_warning
+from unsampler_gui.core.session import Session, duration, fit_key, latent_fit, memory_warning
 
 
 @dataclass
@@ -121,7 +122,7 @@ def test_opening_an_export_restores_it_and_a_latent_finds_its_family():
     assert "Unsampler export of SDXL" in text
     assert (s.params.family, s.params.sampler, s.params.steps, s.params.seed) == ("SDXL", "dpm_2", 30, 77)
     text = s.open_latent(Latent(torch.zeros(1, 16, 8, 8), name="f.latent"))
-    assert "switched to" in text and core.get_family(s.params.family).latent.channels == 16
+    assert "does not fit SDXL" in text and s.params.family == "SDXL"  # never switched without a word
     # a file's family that does not fit its own latent is not taken
     s2 = Session()
     s2.open_latent(Latent(torch.zeros(1, 4, 8, 8), unsampler={"family": "Flux", "steps": 3}))
@@ -155,3 +156,58 @@ def test_export_source_offers_the_current_result_only():
     assert src.result is None and src.plan is None and src.spec.steps == 8
     s.latent = None
     assert "no latent" in s.export_source().spec_error
+
+
+def test_a_latent_that_does_not_fit_keeps_the_family_and_offers_those_that_fit():
+    s = Session()
+    text = s.open_latent(Latent(torch.zeros(1, 16, 8, 8), name="flux.latent"))
+    fit = s.latent_fit()
+    assert s.params.family == "SD15" and not fit.fits and fit.remembered is None
+    assert "does not fit SD 1.5" in text or "does not fit " + core.get_family("SD15").display_name in text
+    assert "Flux" in fit.choices and "SD3" in fit.choices and "SD15" not in fit.choices
+    assert all(core.get_family(n).latent.channels == 16 for n in fit.choices)
+    # the user picks Flux: it is used and remembered for 16-channel latents
+    assert "Flux" in s.choose_family_for_latent("Flux")
+    assert s.params.family == "Flux" and s.latent_fit().fits
+    assert s.family_choices == {"16ch-4d": "Flux"}
+    # back on SD1.5, the next 16-channel latent goes to the remembered choice, and says so
+    s.set_params(s.params.replace(family="SD15"))
+    text = s.open_latent(Latent(torch.zeros(1, 16, 4, 4), name="other.latent"))
+    assert s.params.family == "Flux" and "your last choice" in text
+    assert s.latent_fit().choices[0] == "Flux"  # the remembered one first
+    # a 4-channel latent on Flux has no remembered choice: the family stays
+    s.open_latent(Latent(torch.zeros(1, 4, 4, 4), name="sd.latent"))
+    assert s.params.family == "Flux" and not s.latent_fit().fits and "SD15" in s.latent_fit().choices
+
+
+def test_a_checkpoint_is_never_switched_by_a_latent():
+    s = Session()
+    s.family_choices[fit_key((1, 16, 8, 8))] = "Flux"
+    s.set_model(core.inputs.DetectedModel("SDXL", core.detect.resolve_model("SDXL")))
+    text = s.open_latent(Latent(torch.zeros(1, 16, 8, 8), name="flux.latent"))
+    fit = s.latent_fit()
+    assert s.params.family == "SDXL" and s.model_in_use() is not None
+    assert not fit.fits and "checkpoint" in fit.message and "checkpoint" in text
+    assert "set aside" in s.choose_family_for_latent("Flux") and s.model_in_use() is None
+
+
+def test_latent_fit_rule():
+    sd15, wan = core.get_family("SD15"), core.get_family("WAN21_T2V")
+    assert latent_fit((1, 4, 8, 8), sd15).fits
+    f = latent_fit((1, 16, 3, 8, 8), sd15)
+    assert not f.fits and "WAN21_T2V" in f.choices and all(core.get_family(n).latent.ndim == 5 for n in f.choices)
+    assert not latent_fit((1, 4, 8, 8), wan).fits
+    none = latent_fit((1, 7, 8, 8), sd15)
+    assert none.choices == () and "no known family" in none.message
+    assert latent_fit((1, 4, 8, 8), sd15, remembered="Flux").remembered is None  # a choice that does not fit
+
+
+def test_messages_name_families_as_the_app_shows_them():
+    from unsampler_gui.core.job import check_latent_for_family
+    with pytest.raises(core.BadParameterError) as e:
+        check_latent_for_family(torch.zeros(1, 4, 8, 8), core.get_family("SD35_large"))
+    text = str(e.value)
+    assert "but SD3.5 Large expects" in text and "Stable Diffusion 1.5 (SD15)" in text  # the --model name too
+    s = Session(params.default().replace(family="WAN21_T2V"))
+    text = s.open_latent(Latent(torch.zeros(1, 4, 8, 8)))
+    assert "WAN21_T2V" not in text and core.get_family("WAN21_T2V").display_name in text

@@ -13,12 +13,20 @@ def test_open_checkpoint_shows_detection(window, qtbot, tmp_path):
     panel = window.panel
     assert panel.family_name() == "SDXL"
     info = panel.model_info.text()
-    assert "my_sdxl.safetensors" in info and "why" in info and "•" in info
+    # one line; the evidence is behind the "details" toggle (and in the tooltip)
+    assert "my_sdxl.safetensors" in info and "SDXL" in info and "<br>" not in info and "•" not in info
+    assert panel.details_button.isVisible() and not panel.model_details.isVisible()
+    assert "why" in panel.model_details.text() and "•" in panel.model_details.text()
+    panel.details_button.click()
+    assert panel.model_details.isVisible()
+    panel.details_button.click()
+    assert not panel.model_details.isVisible()
     spec = panel.spec()
     assert spec.family.name == "SDXL" and spec.model_source == str(path)
     # picking another family by hand drops the checkpoint
     panel.set_family("SD15")
     assert panel.model_source() == "SD15" and "built-in" in panel.model_info.text()
+    assert not panel.details_button.isVisible() and not panel.model_details.isVisible()
 
 
 def test_dropped_checkpoint_is_detected(window, qtbot, tmp_path):
@@ -29,7 +37,8 @@ def test_dropped_checkpoint_is_detected(window, qtbot, tmp_path):
     assert window.panel.family_name() == "Flux"
     assert window.panel.base_family().sampling.kind == "flux"
     # the sample (4 channels) does not fit Flux: a clear message before any run
-    qtbot.waitUntil(lambda: "16 channels" in window.panel.estimate_label.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "16 channels" in window.panel.estimate_label.toolTip(), timeout=WAIT_MS)
+    assert "does not fit" in window.panel.estimate_label.text() and "does not fit" in window.panel.fit_label.text()
 
 
 def test_not_a_model_is_a_message(window, qtbot, tmp_path):

@@ -18,7 +18,7 @@ def test_opens_on_sd15_and_sample(window):
     lat = window.panel.latent()
     assert lat.is_sample and lat.shape == (1, 4, 64, 64)
     assert SAMPLE_LABEL.split(" (")[0] in window.panel.latent_info.text()
-    assert window.windowTitle() == "Unsampler — sample.latent"
+    assert window.windowTitle() == "sample.latent — Unsampler"
     spec = window.panel.spec()
     assert isinstance(spec, core.UnsampleSpec) and spec.family.name == "SD15" and spec.steps == 10000
     assert spec.source_name == "sample.latent" and len(spec.source_sha256) == 64
@@ -46,8 +46,8 @@ def test_overrides_apply_to_spec(window, qtbot):
     fam = panel.effective_family()
     assert fam.name == "Flux" and fam.sampling.shift == 3.0
     # the sample is 4-channel: a Flux spec is refused with a clear message, not a crash
-    qtbot.waitUntil(lambda: "Flux" in panel.estimate_label.text(), timeout=WAIT_MS)
-    assert "16 channels" in panel.estimate_label.text()
+    qtbot.waitUntil(lambda: "Flux" in panel.estimate_label.toolTip(), timeout=WAIT_MS)
+    assert "16 channels" in panel.estimate_label.toolTip() and "cannot run" in panel.estimate_label.text()
 
 
 def test_empty_slice_is_a_message(window, qtbot):
@@ -69,7 +69,7 @@ def test_drop_a_latent(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
         window.dropEvent(ev)
     assert window.panel.latent().shape == (2, 4, 8, 8)
-    assert window.windowTitle() == "Unsampler — dropped.latent"
+    assert window.windowTitle() == "dropped.latent — Unsampler"
 
 
 def test_bad_latent_is_a_message(window, qtbot, tmp_path):
@@ -82,13 +82,53 @@ def test_bad_latent_is_a_message(window, qtbot, tmp_path):
     assert window.panel.latent().is_sample  # the previous latent is kept
 
 
-def test_latent_switches_to_a_family_that_fits(window, qtbot, tmp_path):
-    path = tmp_path / "flux.latent"
-    core.write_latent(path, torch.zeros(1, 16, 8, 8))
+def _open(window, qtbot, path):
     with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
         window.panel.open_latent(str(path))
-    fam = window.panel.base_family()
-    assert fam.latent.channels == 16 and fam.latent.ndim == 4
+
+
+def test_a_latent_never_switches_the_family_silently(window, qtbot, tmp_path, settings):
+    """A 16-channel latent on SD1.5: the family stays, the mismatch shows beside the latent with the families
+    that take it; the user's choice is used, remembered (in the settings too) and used for the next one."""
+    from unsampler_gui.qt.main_window import MainWindow
+    path = tmp_path / "flux.latent"
+    core.write_latent(path, torch.zeros(1, 16, 8, 8))
+    panel = window.panel
+    assert "fits" in panel.fit_label.text() and not panel.fit_row.isVisible()
+    _open(window, qtbot, path)
+    assert panel.family_name() == "SD15"
+    assert "does not fit" in panel.fit_label.text() and panel.fit_row.isVisible()
+    offered = [panel.fit_choice.itemData(i) for i in range(panel.fit_choice.count())]
+    assert "Flux" in offered and "SD3" in offered
+    panel.fit_choice.setCurrentIndex(offered.index("Flux"))
+    panel.fit_button.click()
+    assert panel.family_name() == "Flux" and not panel.fit_row.isVisible() and "fits" in panel.fit_label.text()
+    assert settings.family_choices() == {"16ch-4d": "Flux"}
+    # a new window on SD1.5 takes the remembered choice for the next 16-channel latent, and says so
+    window.close()
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.panel.set_family("SD15")
+    with qtbot.waitSignal(win.panel.status, timeout=WAIT_MS,
+                          check_params_cb=lambda t: "your last choice" in t):
+        win.panel.open_latent(str(path))
+    assert win.panel.family_name() == "Flux"
+    win.close()
+
+
+def test_a_latent_that_does_not_fit_the_checkpoint_shows_at_once(window, qtbot, tmp_path):
+    import ckpt_factory as cf
+    ckpt = tmp_path / "sdxl.safetensors"
+    cf.write_safetensors(ckpt, cf.minimal_entries("SDXL"))
+    with qtbot.waitSignal(window.panel.modelChanged, timeout=WAIT_MS):
+        window.panel.open_checkpoint(str(ckpt))
+    path = tmp_path / "flux.latent"
+    core.write_latent(path, torch.zeros(1, 16, 8, 8))
+    _open(window, qtbot, path)
+    panel = window.panel
+    assert panel.family_name() == "SDXL" and panel.model_source() == str(ckpt)
+    assert "checkpoint" in panel.fit_label.text() and "does not fit" in panel.fit_label.text()
+    assert panel.fit_row.isVisible()
 
 
 def test_settings_remember_parameters(qtbot, settings):

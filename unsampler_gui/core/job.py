@@ -117,10 +117,15 @@ def check_latent_for_family(latent: torch.Tensor, family: Family) -> None:
     c, nd = int(latent.shape[1]), latent.dim()
     if c != family.latent.channels or nd != family.latent.ndim:
         want = f"{family.latent.channels} channels, {family.latent.ndim}-D"
-        fits = [f.name for f in families_for_channels(c, nd)]
+        fits = [_named(f) for f in families_for_channels(c, nd)]
         hint = f"families that take it: {', '.join(fits)}" if fits else "no known family takes this shape"
-        raise BadParameterError(f"the latent is {list(latent.shape)} ({c} channels, {nd}-D) but {family.name} "
-                                f"expects {want}; {hint}")
+        raise BadParameterError(f"the latent is {list(latent.shape)} ({c} channels, {nd}-D) but "
+                                f"{family.display_name} expects {want}; {hint}")
+
+
+def _named(family: Family) -> str:
+    """A family as messages name it: the display name the app shows, with the ``--model`` name when it differs."""
+    return family.display_name if family.display_name == family.name else f"{family.display_name} ({family.name})"
 
 
 def plan_unsample(spec: UnsampleSpec) -> Plan:

@@ -48,7 +48,7 @@ def _channel_axis(x: torch.Tensor, family: Family) -> int:
     axis = x.dim() - (1 + family.latent.dimensions)
     if axis not in (0, 1) or x.shape[axis] != family.latent.channels:
         raise BadParameterError(
-            f"a {family.name} latent has {family.latent.channels} channels and {family.latent.dimensions} spatial "
+            f"a {family.display_name} latent has {family.latent.channels} channels and {family.latent.dimensions} spatial "
             f"dimensions; got a tensor of shape {list(x.shape)}")
     return axis
 

@@ -53,6 +53,44 @@ class Estimate:
     available: Optional[int]
 
 
+def fit_key(shape) -> str:
+    """The key a remembered family choice is kept under: the latent's channel count and rank ("16ch-4d")."""
+    return f"{int(shape[1])}ch-{len(shape)}d"
+
+
+@dataclass(frozen=True)
+class LatentFit:
+    """Whether the chosen family takes the latent, and what the user can choose when it does not."""
+
+    fits: bool
+    family: str  # the chosen family's name
+    choices: tuple  # the names of the families that take the latent (the remembered one first)
+    remembered: Optional[str]  # the user's last choice for latents of this channel count, if any
+    message: str  # one line, for beside the latent
+
+
+def latent_fit(shape, family: Family, checkpoint: bool = False, remembered: Optional[str] = None) -> LatentFit:
+    """Does ``family`` take a latent of ``shape``; which families do (``core.job.check_latent_for_family``
+    is the same rule, at run time). ``checkpoint``: the family is an opened checkpoint's."""
+    shape = tuple(shape)
+    c, nd = int(shape[1]), len(shape)
+    fits = [f for f in families_for_channels(c, nd)]
+    names = [f.name for f in fits]
+    if remembered in names:
+        names.remove(remembered)
+        names.insert(0, remembered)
+    else:
+        remembered = None
+    ok = family.latent.channels == c and family.latent.ndim == nd
+    if ok:
+        msg = f"fits {family.display_name}"
+    else:
+        whose = f"the checkpoint's {family.display_name}" if checkpoint else family.display_name
+        msg = (f"does not fit {whose}, which takes {family.latent.channels}-channel {family.latent.ndim}-D latents"
+               + ("; these fit:" if names else f"; no known family takes {c}-channel {nd}-D latents"))
+    return LatentFit(fits=ok, family=family.name, choices=tuple(names), remembered=remembered, message=msg)
+
+
 def memory_warning(out_bytes: int, available: Optional[int], cap: int) -> str:
     """Why an in-memory run of ``out_bytes`` is a bad idea ("" when it fits)."""
     if available and out_bytes > 0.9 * available:
@@ -81,6 +119,8 @@ class Session:
         self.memory_cap = 0  # the largest in-memory run, in bytes (0: no cap)
         self.result: Optional[UnsampleResult] = None
         self.run_pending = False  # a run was asked for while files were being read
+        #: the family the user chose last for latents of each channel count (``fit_key``): kept by the app
+        self.family_choices: dict = {}
         self._result_inputs: Optional[Inputs] = None
         self._running: Optional[Inputs] = None
         self._t0 = 0.0
@@ -100,28 +140,51 @@ class Session:
         """Use a detected model: its family becomes the chosen one. Returns the status line."""
         self.model = model
         self.params = self.params.replace(family=model.family)
-        return f"model: {model.family}"
+        return f"model: {self.base_family().display_name}"
 
     def open_latent(self, latent) -> str:
-        """Use a latent the user opened, as the app does: an Unsampler export brings its parameters back,
-        and a latent the chosen family cannot take switches to a family that can. Returns the status line."""
+        """Use a latent the user opened. An Unsampler export brings its parameters back. The family never
+        changes without a word: a latent the chosen family cannot take switches only to the user's last
+        choice for that channel count, and says so; else the family stays and ``latent_fit`` offers the
+        families that take it. Returns the status line."""
         self.latent = latent
-        fam = self.base_family()
         shape = tuple(latent.shape)
         fits = families_for_channels(shape[1], len(shape))
         u = latent.unsampler if isinstance(latent.unsampler, dict) else {}
         wanted = u.get("family")
         if isinstance(wanted, str) and any(f.name == wanted for f in fits):
             self.params = run_params.from_metadata(u, base=self.params)
-            return f"{latent.name} is an Unsampler export of {wanted}: its parameters were restored"
-        if fam.latent.channels == shape[1] and fam.latent.ndim == len(shape):
+            return (f"{latent.name} is an Unsampler export of {get_family(wanted).display_name}: "
+                    "its parameters were restored")
+        fit = self.latent_fit()
+        if fit.fits:
             return f"opened {latent.name} {list(shape)}"
-        if self.model_in_use() is not None:
-            return f"{latent.name} {list(shape)} does not fit the checkpoint's family {fam.name}"
-        if fits:
-            self.params = run_params.fit(self.params.replace(family=fits[0].name))
-            return f"{fam.name} does not take a {list(shape)} latent; switched to {fits[0].name}"
-        return f"no known family takes a {list(shape)} latent"
+        if fit.remembered is not None and self.model_in_use() is None:
+            before = self.base_family().display_name
+            self.params = run_params.fit(self.params.replace(family=fit.remembered))
+            return (f"opened {latent.name} {list(shape)}: {before} does not take it; switched to "
+                    f"{get_family(fit.remembered).display_name}, your last choice for these latents")
+        others = (f"; {len(fit.choices)} families take it" if len(fit.choices) != 1 else
+                  f"; {get_family(fit.choices[0]).display_name} takes it") if fit.choices else ""
+        return f"opened {latent.name} {list(shape)}: it {fit.message.split(';')[0]}{others}"
+
+    def latent_fit(self) -> Optional[LatentFit]:
+        """How the latent fits the chosen family (None without a latent)."""
+        if self.latent is None:
+            return None
+        shape = tuple(self.latent.shape)
+        return latent_fit(shape, self.base_family(), checkpoint=self.model_in_use() is not None,
+                          remembered=self.family_choices.get(fit_key(shape)))
+
+    def choose_family_for_latent(self, name: str) -> str:
+        """The user chose ``name`` for the latent: use it and remember it for latents of this channel count
+        (a checkpoint of another family is set aside). Returns the status line."""
+        fam = get_family(name)
+        if self.latent is not None:
+            self.family_choices[fit_key(self.latent.shape)] = fam.name
+        aside = self.model_in_use() is not None and self.model.family != fam.name
+        self.params = run_params.fit(self.params.replace(family=fam.name))
+        return f"model: {fam.display_name}" + (" (the checkpoint is set aside)" if aside else "")
 
     def model_in_use(self):
         """The opened model when the chosen family is its family (picking another family sets it aside)."""
@@ -292,4 +355,4 @@ class Session:
                             max_memory=self.memory_cap or None)
 
 
-__all__ = ["Session", "Inputs", "Estimate", "memory_warning", "duration"]
+__all__ = ["Session", "Inputs", "Estimate", "LatentFit", "latent_fit", "fit_key", "memory_warning", "duration"]

@@ -22,6 +22,7 @@ from ..core.devices import human_bytes
 from ..core.exports import COMFYUI_INPUT, EXPORTS, LATENT, ExportKind, ExportOption, ExportSource, export_job
 from . import errors
 from .settings import Settings
+from .wheel_guard import guard_wheel_all
 from .worker import Worker
 
 
@@ -96,11 +97,15 @@ class ExportDialog(QDialog):
         self.dest_box = self._build_destination()
 
         self.progress = QProgressBar()
+        keep = self.progress.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # the dialog keeps its size when an export starts and ends
+        self.progress.setSizePolicy(keep)
         self.progress.setVisible(False)
         self.status_label = QLabel()
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files: never markup
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing())  # room for 2 lines
         self.buttons = QDialogButtonBox()
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.cancel_button = self.buttons.addButton("Cancel export", QDialogButtonBox.ButtonRole.ActionRole)
@@ -117,6 +122,7 @@ class ExportDialog(QDialog):
         lay.addWidget(self.source_label)
         for w in (self.frames_box, self.options_box, self.dest_box, self.progress, self.status_label, self.buttons):
             lay.addWidget(w)
+        guard_wheel_all(self)  # the wheel changes a value only with focus
         self.resize(560, 0)
 
     def _build_frames(self) -> QGroupBox:
@@ -239,6 +245,22 @@ class ExportDialog(QDialog):
         self._update_source_label()
         self._update_count()
         self._update_comfy_note()
+        if not self.worker.is_running():
+            self._set_status("")  # a line about another kind's export is not about this one
+        self._fit_height()
+
+    def _fit_height(self, grow_only: bool = False) -> None:
+        """The height the shown rows need at the dialog's width (wrapped help text included), so no
+        control is squashed and no text is cut; ``grow_only`` keeps a taller size (while exporting)."""
+        lay = self.layout()
+        lay.activate()
+        w = max(self.width(), lay.totalMinimumSize().width())
+        h = lay.totalHeightForWidth(w) if lay.hasHeightForWidth() else lay.totalSizeHint().height()
+        h = max(h, lay.totalSizeHint().height())
+        if grow_only and h <= self.height():
+            return
+        self.setMinimumHeight(h)
+        self.resize(w, h)
 
     def _update_source_label(self) -> None:
         text, ok = self.export_kind().source_text(self.source)
@@ -299,7 +321,6 @@ class ExportDialog(QDialog):
             if k.destination == COMFYUI_INPUT:
                 if not self.comfy_root.text().strip():
                     raise core.BadParameterError("choose the ComfyUI folder (the one that holds main.py)")
-                self.settings.comfy_root = self.comfy_root.text().strip()
             elif not path:
                 raise core.BadParameterError("choose a file to save to")
         except core.UnsamplerError as e:
@@ -311,8 +332,6 @@ class ExportDialog(QDialog):
                 self._set_status("not saved: the file exists")
                 return False
             overwrite = True
-        if path:
-            self.settings.set_folder("export", path)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self._set_status("exporting…")
@@ -329,6 +348,11 @@ class ExportDialog(QDialog):
     @Slot(object)
     def _on_done(self, path) -> None:
         self.last_path = str(path)
+        # only a folder that took a file becomes the next default (a read-only one is not offered again)
+        if self.export_kind().destination == COMFYUI_INPUT:
+            self.settings.comfy_root = self.comfy_root.text().strip()
+        else:
+            self.settings.set_folder("export", self.last_path)
         self._set_status(f"saved {self.last_path}")
         self.exported.emit(self.last_path)
 
@@ -345,6 +369,7 @@ class ExportDialog(QDialog):
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setStyleSheet("color: #d55e00;" if error else "")
         self.status_label.setText(text)
+        self._fit_height(grow_only=True)
 
     def is_busy(self) -> bool:
         return self.worker.is_running()

@@ -12,12 +12,13 @@ from typing import Optional
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QGroupBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
+                               QFrame, QGroupBox, QLabel, QLineEdit, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from .. import core
 from ..core.families import PREDICTIONS, SAMPLING_KINDS, Family, use_registry
 from ..core.family_format import KIND_PARAMS, FamilyDefinitionError, definition_of, family_from_definition
 from .worker import Worker
+from .wheel_guard import guard_wheel_all
 
 KIND_LABELS = {"discrete": "discrete (DDPM table: SD1.x, SDXL, CogVideoX)", "edm": "EDM (Playground, SVD)",
                "stable_cascade": "Stable Cascade", "flow": "flow (SD3, Wan, most DiTs)", "flux": "flux (Flux, LTX)",
@@ -153,12 +154,27 @@ class FamilyDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
+        body = QWidget()
+        bl = QVBoxLayout(body)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addLayout(top)
+        bl.addWidget(sampling)
+        bl.addWidget(latent)
+        bl.addStretch(1)
+        self.scroll = QScrollArea()  # on a small screen the form scrolls; the status and buttons stay in view
+        self.scroll.setWidget(body)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setMinimumWidth(body.sizeHint().width() + 24)
         lay = QVBoxLayout(self)
-        lay.addLayout(top)
-        lay.addWidget(sampling)
-        lay.addWidget(latent)
+        lay.addWidget(self.scroll, 1)
         lay.addWidget(self.status)
         lay.addWidget(self.buttons)
+        guard_wheel_all(body)  # the wheel scrolls the form; a value changes only with focus
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        want = body.sizeHint().height() + 120
+        self.resize(self.scroll.minimumWidth() + 24, min(want, int(screen.height() * 0.9)) if screen else want)
 
         self.based_on.currentIndexChanged.connect(lambda *_: self.load_base(core.get_family(self.based_on.currentData())))
         self.kind.currentIndexChanged.connect(self._kind_changed)

@@ -123,7 +123,7 @@ class FrameViewer(QWidget):
         top.addStretch(1)
 
         self.image_view = pg.GraphicsLayoutWidget(self)
-        self.image_view.setMinimumSize(160, 160)
+        self.image_view.setMinimumSize(120, 100)
         self.view_box = self.image_view.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
@@ -161,15 +161,16 @@ class FrameViewer(QWidget):
             lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.hist_plot = pg.PlotWidget(self)
-        self.hist_plot.setMinimumHeight(90)
+        self.hist_plot.setMinimumHeight(40)
         self.hist_plot.setMenuEnabled(False)
         self.hist_plot.setMouseEnabled(x=False, y=False)
         self.hist_plot.hideButtons()
         self.hist_plot.getPlotItem().setTitle("")
+        self.hist_plot.hideAxis("left")  # counts: at a plot this low their labels pile up
         self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0)
 
         self.stats_plot = pg.PlotWidget(self)
-        self.stats_plot.setMinimumHeight(120)
+        self.stats_plot.setMinimumHeight(80)
         self.stats_plot.setMenuEnabled(False)
         self.stats_plot.hideButtons()
         pi = self.stats_plot.getPlotItem()

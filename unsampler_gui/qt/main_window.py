@@ -12,10 +12,10 @@ import logging
 import os
 from typing import Optional
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QRect, QSize, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QScrollArea, QToolButton, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QInputDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
 from .. import core
 from ..core.exports import EXPORTS, LATENT
@@ -35,6 +35,19 @@ from .worker import Pacing, UnsampleWorker
 
 log = logging.getLogger("unsampler")
 
+#: The size the window opens at on a screen that has room for it.
+DEFAULT_SIZE = QSize(1500, 950)
+#: Room left for a title bar when the window's frame is not known yet (before it is first shown).
+TITLE_ALLOWANCE = 32
+
+
+def fit_to_screen(geo: QRect, available: QRect) -> QRect:
+    """``geo`` made to fit inside ``available`` (a screen's free area): no bigger, and moved onto it."""
+    w, h = min(geo.width(), available.width()), min(geo.height(), available.height())
+    x = min(max(geo.x(), available.x()), available.x() + available.width() - w)
+    y = min(max(geo.y(), available.y()), available.y() + available.height() - h)
+    return QRect(x, y, w, h)
+
 
 class MainWindow(QMainWindow):
     """Unsampler's window. ``settings`` is injected (tests pass a throwaway one)."""
@@ -48,7 +61,6 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
-        self.resize(1500, 950)
 
         # models and workers
         self.session = Session()
@@ -84,20 +96,27 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_layout(self) -> None:
-        scroll = QScrollArea()
+        # the form scrolls; its size line and Run stay in view below it
+        self.inputs_scroll = scroll = QScrollArea()
         scroll.setWidget(self.panel)
         scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.panel.sizeHint().width() + 24)
-        self.inputs_dock = self._dock("Inputs", "inputs", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
+        scroll.setMinimumWidth(self.panel.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        scroll.setMinimumHeight(120)
+        inputs = QWidget()
+        il = QVBoxLayout(inputs)
+        il.setContentsMargins(0, 0, 0, 0)
+        il.setSpacing(0)
+        il.addWidget(scroll, 1)
+        il.addWidget(self.panel.footer)
+        self.inputs_dock = self._dock("Inputs", "inputs", inputs, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.sigma_dock = self._dock("Sigmas", "sigmas", self.plot, Qt.DockWidgetArea.TopDockWidgetArea)
         viewer = self.viewer
         self.viewer_dock = self._dock("Frame", "frame", viewer, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setCentralWidget(self.grid)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([self.inputs_dock, self.viewer_dock], [330, 480], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.sigma_dock], [260], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -198,11 +217,47 @@ class MainWindow(QMainWindow):
 
     def _restore(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()
+        self.resize(DEFAULT_SIZE)
         if geo is not None:
             self.restoreGeometry(geo)
         if state is not None:
             self.restoreState(state)
+        self.fit_to_screen()  # also the size the window has when it is un-maximised
+        avail = self.available_geometry()
+        if geo is None and avail is not None and (avail.width() < DEFAULT_SIZE.width()
+                                                  or avail.height() < DEFAULT_SIZE.height() + TITLE_ALLOWANCE):
+            # a first start on a small screen opens maximised: the system fits it, title bar and panels included
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+        if state is None:
+            self._default_dock_sizes()
         self.panel.set_params(self.settings.last_params(), family=False)
+
+    def _default_dock_sizes(self) -> None:
+        """The docks' first sizes, in proportion on a small window (the grid in the middle keeps the rest)."""
+        w, h = self.width(), self.height()
+        self.resizeDocks([self.inputs_dock, self.viewer_dock], [min(360, max(300, w * 24 // 100)), min(480, w // 3)],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.sigma_dock], [min(260, h * 27 // 100)], Qt.Orientation.Vertical)
+
+    def available_geometry(self) -> Optional[QRect]:
+        """The free area of the screen the window is on (None when there is no screen)."""
+        screen = self.screen()
+        return screen.availableGeometry() if screen is not None else None
+
+    def fit_to_screen(self) -> None:
+        """Fit the window to its screen: a size saved on a bigger screen (or the default size) is made
+        smaller and moved onto this one; a maximised or full-screen window is left to the system."""
+        avail = self.available_geometry()
+        if avail is None or self.isMaximized() or self.isFullScreen():
+            return
+        frame, inner = self.frameGeometry(), self.geometry()
+        dw, dh = max(0, frame.width() - inner.width()), max(0, frame.height() - inner.height())
+        if frame == inner and not self.isVisible():  # the frame is not known before the window is shown
+            dh = TITLE_ALLOWANCE
+        room = QRect(avail.x(), avail.y(), avail.width() - dw, avail.height() - dh)
+        fitted = fit_to_screen(inner, room)
+        if fitted != inner:
+            self.setGeometry(fitted)
 
     # -- files --------------------------------------------------------------------------------
     def open_file(self, path: str) -> None:
@@ -305,7 +360,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def _update_title(self, *_) -> None:
         lat = self.session.latent
-        self.setWindowTitle(f"Unsampler — {lat.name}" if lat is not None else "Unsampler")
+        # the document first and the program last: Qt appends the display name to a title not ending in it
+        self.setWindowTitle(f"{lat.name} — Unsampler" if lat is not None else "Unsampler")
 
     @Slot(str)
     def show_status(self, text: str) -> None:
@@ -390,4 +446,5 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def sizeHint(self) -> QSize:
-        return QSize(1500, 950)
+        avail = self.available_geometry()
+        return DEFAULT_SIZE.boundedTo(avail.size()) if avail is not None else DEFAULT_SIZE

@@ -13,8 +13,8 @@ import os
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from .. import core
 from ..core import params as run_params
@@ -29,6 +29,7 @@ from .errors import plain_tooltip
 from .param_rows import make_row
 from .settings import Settings
 from .sigma_plot import ScheduleRequest
+from .wheel_guard import guard_wheel
 from .worker import Worker
 
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
@@ -48,8 +49,9 @@ def describe_latent(lat: LoadedLatent) -> str:
         u = lat.unsampler
         extra = (f"<br>an Unsampler export: {_esc(u.get('family', '?'))}, {_esc(u.get('sampler', '?'))}/"
                  f"{_esc(u.get('scheduler', '?'))}, {_esc(u.get('steps', '?'))} steps")
-    head = f"<i>{SAMPLE_LABEL}</i><br>" if lat.is_sample else ""
-    return (f"{head}<b>{_esc(lat.name)}</b><br>{list(lat.shape)} · stored {_esc(lat.stored_dtype)} · "
+    # the sample's note is one short line on the name's (its whole text is the tooltip)
+    head = f" <i>({SAMPLE_LABEL.split(' (')[0]})</i>" if lat.is_sample else ""
+    return (f"<b>{_esc(lat.name)}</b>{head}<br>{list(lat.shape)} · stored {_esc(lat.stored_dtype)} · "
             f"{_esc(kind)}{rng}{extra}")
 
 
@@ -77,6 +79,7 @@ class ParamPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.settings = settings
+        session.family_choices = settings.family_choices()
         self._showing = False  # the rows are being set from the session: their signals are not edits
         self._busy = False
         self._estimate_inputs = None  # the inputs of the newest size estimate asked for
@@ -104,7 +107,15 @@ class ParamPanel(QWidget):
         self.open_checkpoint_button = QPushButton("Open checkpoint…")
         self.open_checkpoint_button.setToolTip("Detect the family from a checkpoint's header (no weights are loaded)")
         self.open_checkpoint_button.clicked.connect(self.browse_checkpoint)
-        self.model_info = _info_label()
+        self.model_info = _info_label()  # one line; the checkpoint's evidence is behind "details"
+        self.details_button = QToolButton()
+        self.details_button.setText("details")
+        self.details_button.setCheckable(True)
+        self.details_button.setAutoRaise(True)
+        self.details_button.setToolTip("Show why the checkpoint was read as this family")
+        self.model_details = _info_label()
+        self.model_details.setVisible(False)
+        self.details_button.toggled.connect(self.model_details.setVisible)
         model_box = QGroupBox("Model")
         ml = QVBoxLayout(model_box)
         row = QHBoxLayout()
@@ -112,7 +123,11 @@ class ParamPanel(QWidget):
             row.addWidget(r.widget, 1)
         row.addWidget(self.open_checkpoint_button)
         ml.addLayout(row)
-        ml.addWidget(self.model_info)
+        info = QHBoxLayout()
+        info.addWidget(self.model_info, 1)
+        info.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)
+        ml.addLayout(info)
+        ml.addWidget(self.model_details)
 
         # latent
         self.open_latent_button = QPushButton("Open latent…")
@@ -120,10 +135,31 @@ class ParamPanel(QWidget):
         self.open_latent_button.clicked.connect(self.browse_latent)
         self.latent_info = _info_label()
         self.latent_info.setText("no latent")
+        _reserve_lines(self.latent_info, 5)  # a note line coming or going does not move the form
+        # how the latent fits the chosen family: a line, and when it does not, the families that do
+        self.fit_label = _info_label()
+        _reserve_lines(self.fit_label, 1)
+        self.fit_choice = QComboBox()
+        self.fit_choice.setToolTip("The families that take this latent (your last choice for such latents first)")
+        guard_wheel(self.fit_choice)
+        self.fit_button = QPushButton("Use")
+        self.fit_button.setToolTip("Use this family for the latent (remembered for latents of this channel count)")
+        self.fit_button.clicked.connect(self._use_fit_choice)
+        self.fit_row = QWidget()
+        fr = QHBoxLayout(self.fit_row)
+        fr.setContentsMargins(0, 0, 0, 0)
+        fr.addWidget(self.fit_choice, 1)
+        fr.addWidget(self.fit_button)
+        keep = self.fit_row.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # the row's room stays: the form does not jump when it shows
+        self.fit_row.setSizePolicy(keep)
+        self.fit_row.setVisible(False)
         latent_box = QGroupBox("Latent")
         ll = QVBoxLayout(latent_box)
         ll.addWidget(self.open_latent_button)
         ll.addWidget(self.latent_info)
+        ll.addWidget(self.fit_label)
+        ll.addWidget(self.fit_row)
 
         # the run's parameters
         form_box = QGroupBox("Unsampling")
@@ -143,6 +179,9 @@ class ParamPanel(QWidget):
         adv.addRow(self.override_info)
 
         self.estimate_label = _info_label()
+        _reserve_lines(self.estimate_label, 2)  # the size line and a warning
+        # a long message is cut at 4 lines (its whole text is the tooltip): Run stays in view
+        self.estimate_label.setMaximumHeight(4 * self.estimate_label.fontMetrics().lineSpacing() + 4)
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
         self.run_button.setToolTip("Make the progressively noised batch (Ctrl+R)")
@@ -150,9 +189,15 @@ class ParamPanel(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        for w in (model_box, latent_box, form_box, self.advanced, self.estimate_label, self.run_button):
+        for w in (model_box, latent_box, form_box, self.advanced):
             lay.addWidget(w)
         lay.addStretch(1)
+        # the size line and Run: the window keeps them in view under the scrolling form
+        self.footer = QWidget()
+        fl = QVBoxLayout(self.footer)
+        fl.setContentsMargins(6, 2, 6, 6)
+        fl.addWidget(self.estimate_label)
+        fl.addWidget(self.run_button)
 
         for r in self.rows.values():
             r.connect(self._edited)
@@ -345,10 +390,38 @@ class ParamPanel(QWidget):
         """Use this latent (the session restores an export's parameters, or switches to a family that takes it)."""
         text = self.session.open_latent(latent)
         self.latent_info.setText(describe_latent(latent))
-        self.latent_info.setToolTip(plain_tooltip(latent.path or ""))
+        self.latent_info.setToolTip(plain_tooltip((SAMPLE_LABEL + "\n" if latent.is_sample else "") + (latent.path or "")))
         self._apply(self.session.params)
         self.latentChanged.emit(latent)
         self.status.emit(text)
+
+    def _show_fit(self) -> None:
+        """The line beside the latent: it fits the chosen family, or it does not, and which families do."""
+        fit = self.session.latent_fit()
+        if fit is None:
+            self.fit_label.setText("")
+            self.fit_row.setVisible(False)
+            return
+        color = "" if fit.fits else " style='color:#d55e00'"
+        self.fit_label.setText(f"<span{color}>{_esc(fit.message)}</span>")
+        self.fit_choice.blockSignals(True)
+        self.fit_choice.clear()
+        for name in fit.choices:
+            self.fit_choice.addItem(core.get_family(name).display_name, name)
+        self.fit_choice.blockSignals(False)
+        self.fit_row.setVisible(not fit.fits and bool(fit.choices))
+
+    @Slot()
+    def _use_fit_choice(self) -> None:
+        """Use the family chosen beside the latent, and remember it for latents of this channel count."""
+        name = self.fit_choice.currentData()
+        if not name:
+            return
+        text = self.session.choose_family_for_latent(name)
+        self.settings.set_family_choices(self.session.family_choices)
+        self._apply(self.session.params)
+        self.status.emit(text)
+        self.modelChanged.emit()
 
     @Slot(object)
     def _on_loaded(self, value) -> None:
@@ -389,28 +462,33 @@ class ParamPanel(QWidget):
         self.override_info.setText(f"{_esc(fam.display_name)}: {kind} sampling, shift {fam.sampling.shift:g}, "
                                    f"{fam.sampling.prediction}" + ("" if shift else " (this kind has no shift)"))
         self._show_model_info()
+        self._show_fit()
 
     def _show_model_info(self) -> None:
+        """One line: the checkpoint and the family read from it (its evidence behind "details"), or the
+        built-in family."""
         fam = self.base_family()
         dm = self.session.model_in_use()
         if dm is not None:
             d = dm.detection
             src = os.path.basename(str(dm.source).rstrip("/\\")) or "checkpoint"
             ev = [str(e) for e in (getattr(d, "evidence", None) or [])]
-            evidence = "".join(f"<br>• {_esc(e)}" for e in ev[:4])
-            if len(ev) > 4:
-                evidence += f"<br>• … {len(ev) - 4} more (hover for all)"
             pred = str(getattr(d, "prediction", "") or fam.sampling.prediction)
             shift = getattr(d, "shift", None)
             shift = f", shift {float(shift):g}" if shift is not None and run_params.has_shift(fam) else ""
-            self.model_info.setText(f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(pred)}{shift})<br>"
-                                    f"detected from the header; why:{evidence or ' (no details)'}")
+            self.model_info.setText(f"<b>{_esc(src)}</b> → {_esc(fam.display_name)} ({_esc(pred)}{shift}), "
+                                    "detected from the header")
             self.model_info.setToolTip(plain_tooltip("\n".join(f"• {e}" for e in ev)))
+            self.model_details.setText("why:" + ("".join(f"<br>• {_esc(e)}" for e in ev) or " (no details)"))
+            self.details_button.setVisible(True)
+            self.model_details.setVisible(self.details_button.isChecked())
         else:
             self.model_info.setToolTip("")
-            self.model_info.setText(f"built-in family {_esc(fam.name)}: {_esc(fam.comfy_class)}, "
-                                    f"{fam.sampling.prediction}, {fam.latent.channels}-channel "
-                                    f"{fam.latent.ndim}-D latents")
+            self.model_info.setText(f"built-in: {_esc(fam.display_name)} · {fam.sampling.prediction} · "
+                                    f"{fam.latent.channels}-channel {fam.latent.ndim}-D latents")
+            self.model_details.setText("")
+            self.details_button.setVisible(False)
+            self.model_details.setVisible(False)
 
     @Slot()
     def _run_clicked(self) -> None:
@@ -444,8 +522,13 @@ class ParamPanel(QWidget):
         s = self.session
         err, est = s.plan_error(), s.estimate()
         if err or est is None:
+            fit = s.latent_fit()
+            if err and fit is not None and not fit.fits:  # the line beside the latent says it, with the way out
+                err = "cannot run: the latent does not fit the model (see Latent above)"
             self.estimate_label.setText(f"<span style='color:#d55e00'>{_esc(err)}</span>")
+            self.estimate_label.setToolTip(plain_tooltip(s.plan_error()))
             return
+        self.estimate_label.setToolTip("")
         free = f" · {human_bytes(est.available)} free" if est.available else ""
         warn = s.memory_warning()
         warn = f"<br><span style='color:#d55e00'>{_esc(warn)}</span>" if warn else ""
@@ -464,8 +547,14 @@ def _info_label() -> QLabel:
     lab.setWordWrap(True)
     lab.setTextFormat(Qt.TextFormat.RichText)
     lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    lab.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    # a long file name wraps or is cut; it never widens the panel
+    lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
     return lab
+
+
+def _reserve_lines(lab: QLabel, n: int) -> None:
+    """Keep room for ``n`` lines, so the rows below stay put as the text grows and shrinks."""
+    lab.setMinimumHeight(n * lab.fontMetrics().lineSpacing())
 
 
 __all__ = ["ParamPanel", "describe_latent"]

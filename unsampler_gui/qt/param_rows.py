@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, Q
 
 from ..core.families import Family
 from ..core.params import Param
+from .wheel_guard import GUARDED, guard_wheel
 
 
 class ParamRow:
@@ -24,6 +25,8 @@ class ParamRow:
         self.widget = widget
         widget.setToolTip(param.help)
         widget.setObjectName(f"param_{param.name}")
+        if isinstance(widget, GUARDED):
+            guard_wheel(widget)  # the wheel scrolls the form; it changes a value only with focus
 
     @property
     def label(self) -> str:
@@ -82,6 +85,9 @@ class ChoiceRow(ParamRow):
 
     def __init__(self, param: Param):
         super().__init__(param, QComboBox())
+        # as wide as the form gives it, not as its longest name: the panel fits a small screen (the list shows all)
+        self.widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.widget.setMinimumContentsLength(10)
         self._items: tuple = ()
         self._fill(param.options())
 

@@ -89,5 +89,16 @@ class Settings:
     def set_last_params(self, params: run_params.RunParams) -> None:
         self.q.setValue("params/last", json.dumps(run_params.to_dict(params)))
 
+    def family_choices(self) -> dict:
+        """The family the user chose last for latents of each channel count (``core.session.fit_key``)."""
+        try:
+            v = json.loads(self._str("latent/family_choices", "{}"))
+        except json.JSONDecodeError:
+            return {}
+        return {str(k): str(n) for k, n in v.items() if isinstance(n, str)} if isinstance(v, dict) else {}
+
+    def set_family_choices(self, choices: dict) -> None:
+        self.q.setValue("latent/family_choices", json.dumps(dict(choices)))
+
     def sync(self) -> None:
         self.q.sync()

@@ -19,7 +19,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QColor, QPalette
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from .. import core
 from ..core.sigmas import slice_bounds
@@ -110,7 +110,7 @@ class SigmaPlot(QWidget):
             self.plot.getPlotItem().getAxis(axis).setStyle(maxTickLevel=0)
         self.plot.setLabel("bottom", "schedule step (sigma index)")
         self.plot.setLabel("left", "sigma (model space)")
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(90)  # the window fits a 1024x600 screen
         pi = self.plot.getPlotItem()
         pi.setDownsampling(auto=True, mode="peak")  # 10,000-point schedules draw as ~2 points a pixel
         self.legend = pi.addLegend(offset=(-10, 10))
@@ -121,9 +121,12 @@ class SigmaPlot(QWidget):
         self.slice_curve = pi.plot(name="frames (start..end)")
         self.marker_line = pg.InfiniteLine(angle=90, movable=False)
         self.marker_line.setVisible(False)
-        pi.addItem(self.marker_line)
-        self.marker = pi.plot(symbol="o", symbolSize=11)
-        self.hover = pi.plot(symbol="o", symbolSize=7)
+        pi.addItem(self.marker_line, ignoreBounds=True)
+        # the selection and hover markers are never part of the auto-range: the view fits the schedule only
+        self.marker = pg.PlotDataItem(symbol="o", symbolSize=11)
+        self.hover = pg.PlotDataItem(symbol="o", symbolSize=7)
+        for item in (self.marker, self.hover):
+            pi.addItem(item, ignoreBounds=True)
         self.compare_curves: dict = {}
 
         self.log_y = QCheckBox("Log y", self)
@@ -141,10 +144,17 @@ class SigmaPlot(QWidget):
         self.compare_button.setMenu(self.compare_menu)
         self.readout = QLabel(self)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the dock
+        self.fit_button = QToolButton(self)
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Fit the view to the schedule again (or double-click the plot)")
+        self.fit_button.setEnabled(False)
+        self.fit_button.clicked.connect(self.fit_view)
 
         top = QHBoxLayout()
         top.setContentsMargins(4, 2, 4, 0)
         top.addWidget(self.readout, 1)
+        top.addWidget(self.fit_button)
         top.addWidget(self.compare_button)
         top.addWidget(self.log_y)
         lay = QVBoxLayout(self)
@@ -156,6 +166,10 @@ class SigmaPlot(QWidget):
         scene = self.plot.scene()
         scene.sigMouseMoved.connect(self._on_mouse_moved)
         scene.sigMouseClicked.connect(self._on_mouse_clicked)
+        vb = pi.getViewBox()
+        vb.sigRangeChangedManually.connect(self._zoomed_by_user)
+        vb.sigStateChanged.connect(lambda *_: self.fit_button.setEnabled(self.user_zoomed()))
+        self.plot.viewport().installEventFilter(self)  # the hover marker goes when the mouse leaves
         self._apply_palette()
 
     # -- public API -------------------------------------------------------------------------------
@@ -197,7 +211,7 @@ class SigmaPlot(QWidget):
             return
         self.plot.getPlotItem().setLogMode(x=False, y=on)
         self._draw_marker()
-        self.plot.getPlotItem().enableAutoRange()
+        self.fit_view()
 
     @Slot(int)
     def select_frame(self, frame: int) -> None:
@@ -242,10 +256,40 @@ class SigmaPlot(QWidget):
             curve.setData(np.arange(len(sched), dtype=np.float64), sched)
         if self._selected is not None and self._selected >= data.n_frames:
             self._selected = None
+        self.hover.setData([], [])  # a hover marker of the old schedule is stale
         self._draw_marker()
         self._show_summary()
-        pi.enableAutoRange()
+        if not self.user_zoomed() or not self._view_shows(len(data.schedule)):
+            self.fit_view()
         self.updated.emit(data)
+
+    # -- the view range ---------------------------------------------------------------------------
+    def user_zoomed(self) -> bool:
+        """The user zoomed or panned the view on purpose: a new schedule keeps that view."""
+        return not all(self.plot.getPlotItem().getViewBox().autoRangeEnabled())
+
+    @Slot()
+    def fit_view(self) -> None:
+        """Fit the view to the schedule (the markers are not part of it) and follow it from now on."""
+        vb = self.plot.getPlotItem().getViewBox()
+        vb.enableAutoRange()
+        vb.updateAutoRange()
+        self.fit_button.setEnabled(False)
+
+    def _view_shows(self, n: int) -> bool:
+        """Does the view still show part of an ``n``-point schedule? (if not, a zoom is no use to keep)"""
+        (x0, x1), _ = self.plot.getPlotItem().getViewBox().viewRange()
+        return x1 >= 0 and x0 <= n - 1
+
+    @Slot(object)
+    def _zoomed_by_user(self, *_) -> None:
+        self.fit_button.setEnabled(self.user_zoomed())
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Leave:
+            self.hover.setData([], [])
+            self._show_summary()
+        return super().eventFilter(obj, event)
 
     @Slot(object, object)
     def _on_failed(self, _tag, exc: BaseException) -> None:
@@ -308,6 +352,9 @@ class SigmaPlot(QWidget):
     @Slot(object)
     def _on_mouse_clicked(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
+            return
+        if event.double():
+            self.fit_view()
             return
         frame = self._frame_at_scene(event.scenePos())
         if frame is not None:
