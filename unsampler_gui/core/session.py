@@ -62,6 +62,11 @@ def memory_warning(out_bytes: int, available: Optional[int], cap: int) -> str:
     return ""
 
 
+#: The most bytes an in-memory run may hold when no memory cap is set: the frames are looked at through
+#: the live sequence (``core.sequence``), which needs no run; a bigger output is exported to a file.
+RUN_BUDGET = 1 << 30
+
+
 def duration(seconds: float) -> str:
     s = int(round(seconds))
     if s < 60:
@@ -228,6 +233,10 @@ class Session:
             raise ResourceError(f"the output needs {human_bytes(est.out_bytes)}, over the memory cap of "
                                 f"{human_bytes(cap)} (Settings > Memory cap): export straight to a file instead, "
                                 "or use fewer steps")
+        if est is not None and not cap and est.out_bytes > RUN_BUDGET:
+            raise ResourceError(f"the output needs {human_bytes(est.out_bytes)}, over the in-memory budget of "
+                                f"{human_bytes(RUN_BUDGET)}: every frame is shown without a run; export writes "
+                                "them all to a file (or raise Settings > Memory cap)")
         self._running = self.inputs()
         self.result, self._result_inputs = None, None
         self.run_pending = False
@@ -292,4 +301,4 @@ class Session:
                             max_memory=self.memory_cap or None)
 
 
-__all__ = ["Session", "Inputs", "Estimate", "memory_warning", "duration"]
+__all__ = ["Session", "Inputs", "Estimate", "memory_warning", "duration", "RUN_BUDGET"]
