@@ -34,6 +34,8 @@ from ..core.sequence import CACHE_BYTES, Sequence
 from ..core.stats import StepStats, frame_stats
 from .background import Background
 
+#: A sequence's frames are fetched for rendering this many bytes at a time, at most.
+FETCH_BYTES = 32 << 20
 #: How long the views get to lay out and repaint a new run before ``planTaken`` (milliseconds).
 PLAN_SETTLE_MS = 60
 #: How often the renderers are asked whether they are done with the first frames (milliseconds).
@@ -100,7 +102,8 @@ class FrameStore(QObject):
         self._stats_note = _Coalescer(self.statsChanged, notify_interval_ms, self)
         self._stats_pool = Background(self, threads=1, name="frame-stats")
         self._stats_pool.done.connect(self._on_stats)
-        self._stats_pool.posted.connect(self._on_stats_rows)
+        self._seq_stats = Background(self, threads=1, name="sequence-stats")
+        self._seq_stats.posted.connect(self._on_stats_rows)
         self._builder = Background(self, threads=1, name="sequence", latest_only=True)
         self._builder.done.connect(self._on_built)
         self._builder.failed.connect(lambda _tag, exc: self._build_failed(exc))
@@ -170,6 +173,7 @@ class FrameStore(QObject):
         """Hold ``seq``: every view starts over on its frames, and its statistics start filling."""
         self._generation += 1
         self._stats_pool.drop()
+        self._seq_stats.drop()
         self._clear_state()
         plan = seq.plan
         self._plan, self._seq, self._seq_inputs, self._expected = plan, seq, inputs, expected
@@ -188,7 +192,7 @@ class FrameStore(QObject):
             for rows, fs in seq.stats_chunks(task.is_cancelled):
                 task.post((rows, fs))
 
-        self._stats_pool.submit(stats, None)
+        self._seq_stats.submit(stats, None)
 
     def _on_built(self, _tag, answer) -> None:
         inputs, seq, extra = answer
@@ -234,11 +238,19 @@ class FrameStore(QObject):
         return lambda: frame
 
     def getters(self, steps, item: int = 0):
-        """A function that returns the frames of ``steps`` of item ``item`` (a list), to call on a pool thread."""
+        """A function that returns the frames of ``steps`` of item ``item`` (an iterable, made a group of
+        at most ``FETCH_BYTES`` at a time as it is read), to call on a pool thread."""
         seq = self._seq
         steps = [int(s) for s in steps]
         if seq is not None:
-            return lambda: [f[item] for f in seq.frames(steps)]
+            per = max(1, FETCH_BYTES // max(1, seq.plan.step_bytes))
+
+            def fetch():
+                for k in range(0, len(steps), per):
+                    for f in seq.frames(steps[k:k + per]):
+                        yield f[item]
+
+            return fetch
         frames = [self.frame(s, item) for s in steps]
         return lambda: frames
 
@@ -249,6 +261,7 @@ class FrameStore(QObject):
         self._builder.drop()
         self._generation += 1
         self._stats_pool.drop()
+        self._seq_stats.drop()
         self._clear_state()
         self._plan = plan
         n = len(plan.positions)
@@ -307,6 +320,7 @@ class FrameStore(QObject):
         self._builder.drop()
         self._generation += 1
         self._stats_pool.drop()
+        self._seq_stats.drop()
         self._clear_state()
         self.reset.emit()
 
@@ -438,14 +452,15 @@ class FrameStore(QObject):
 
     def busy(self) -> bool:
         """True while statistics of this run are still being computed (or the sequence is being made)."""
-        return self._stats_pool.pending() or self._builder.pending()
+        return self._stats_pool.pending() or self._builder.pending() or self._seq_stats.pending()
 
     def wait(self, msecs: int = -1) -> bool:
         """Wait for the statistics and sequence threads (their answers are then still to be delivered)."""
-        return self._builder.wait(msecs) and self._stats_pool.wait(msecs)
+        return self._builder.wait(msecs) and self._stats_pool.wait(msecs) and self._seq_stats.wait(msecs)
 
     def shutdown(self) -> None:
         self._plan_timer.stop()
         self._poll_timer.stop()
         self._builder.shutdown()
+        self._seq_stats.shutdown()
         self._stats_pool.shutdown()
