@@ -124,6 +124,11 @@ class Sequence:
         self.trajectory = self._frames.maker.trajectory
         self.interval = keyframe_interval(plan.n_steps, plan.step_bytes, keyframe_bytes) if self.trajectory else 0
         self._keys: dict = {}  # node step -> Keyframe, steps interval-1, 2*interval-1, ...
+        # keyframes live in one tensor, allocated at the first one: kept one by one, each in its own
+        # small allocation between the walks' large temporaries, they would fragment the heap (RSS
+        # growing by a walk buffer per keyframe)
+        self._key_pool: Optional[torch.Tensor] = None
+        self._max_keys = math.ceil(plan.n_steps / self.interval) if self.trajectory else 0
         self._key_lock = threading.Lock()
         pos = list(self.positions)
         self.sigmas = plan.model_sigmas.double().numpy()[pos]
@@ -234,9 +239,22 @@ class Sequence:
         at = key.step if key is not None else -1
         for end in range(at + K, target + 1, K):  # walk segment by segment, keeping each end
             _, key = self._frames.walk(end, end + 1, key)
-            with self._key_lock:
-                self._keys.setdefault(end, key)
+            key = self._keep(key)
         return key
+
+    def _keep(self, key: Keyframe) -> Keyframe:
+        """Keep a segment end's keyframe (a copy in the keyframe pool); the one kept already if there is one."""
+        with self._key_lock:
+            have = self._keys.get(key.step)
+            if have is not None:
+                return have
+            if self._key_pool is None:
+                self._key_pool = torch.empty((self._max_keys, *key.frames.shape), dtype=key.frames.dtype,
+                                             device=key.frames.device)
+            slot = self._key_pool[len(self._keys)]
+            slot.copy_(key.frames)
+            kept = self._keys[key.step] = Keyframe(key.step, slot)
+            return kept
 
     def _cpu(self, t: torch.Tensor) -> torch.Tensor:
         return t if t.device.type == "cpu" else t.to("cpu")
@@ -268,8 +286,7 @@ class Sequence:
             s1 = min(last + 1, s0 + per, (s0 // K + 1) * K)
             rows, key = self._frames.walk(s0, s1, key)
             if s1 % K == 0:
-                with self._key_lock:
-                    self._keys.setdefault(s1 - 1, key)
+                key = self._keep(key)
             want = []
             while j < n and steps[j] < s1:
                 want.append(j)
