@@ -145,7 +145,16 @@ def child(kind: str) -> dict:
             win.panel.set_params({"steps": typed[i]}, family=False)
             return True
 
+        prof = None
+        if os.environ.get("BENCH_PROFILE") == "typing":  # where the GUI thread's time goes (stderr)
+            import cProfile
+            prof = cProfile.Profile()
+            prof.enable()
         out["stall_typing_ms"] = run_for(3.0, type_steps, every_ms=120)
+        if prof is not None:
+            import pstats
+            prof.disable()
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
         pump_until(visible_ready)
         out["rss_stages"]["typing"] = round(_rss_mb()[0])
         bar = grid.verticalScrollBar()

@@ -22,6 +22,8 @@ connects them to the worker's ``plan_ack`` and ``first_frames_ack``.
 """
 from __future__ import annotations
 
+import os
+import threading
 import weakref
 from typing import Optional
 
@@ -42,6 +44,15 @@ PLAN_SETTLE_MS = 60
 SETTLE_POLL_MS = 10
 #: How long, at most, ``firstFramesTaken`` waits for busy renderers (milliseconds).
 FIRST_FRAMES_LIMIT_MS = 300
+
+
+def _lower_priority(niceness: int = 10) -> None:
+    """Lower the calling thread's CPU priority (Linux: per-thread niceness); elsewhere nothing."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except (AttributeError, OSError):
+        pass
 
 
 class _Coalescer(QObject):
@@ -189,6 +200,7 @@ class FrameStore(QObject):
         self.finished.emit()
 
         def stats(task):
+            _lower_priority()  # the statistics yield the CPU to the window and to the frames it shows
             for rows, fs in seq.stats_chunks(task.is_cancelled):
                 task.post((rows, fs))
 
