@@ -96,3 +96,28 @@ def test_run_over_the_budget_is_refused_and_quiet_for_run_flag(window, qtbot, se
     assert "in-memory budget" in window.status_label.text() and not errors
     assert not window.start_run() and errors  # asked by the user: also a message box
     assert _current(qtbot, window).n_frames == 50  # the frames are on screen all the same
+
+
+@pytest.mark.parametrize("budget", [None, 1000])
+def test_command_line_latent_model_steps_run(qtbot, tmp_path, settings, monkeypatch, budget):
+    """``unsampler-gui LATENT --model M --steps N --run``: the sequence is shown; the run stays within the budget."""
+    from unsampler_gui.qt import app as app_mod
+    if budget is not None:
+        monkeypatch.setattr(session_mod, "RUN_BUDGET", budget)
+    path = tmp_path / "x.latent"
+    core.write_latent(path, torch.randn(2, 4, 16, 16))
+    win = app_mod.build_window(app_mod.parse_args([str(path), "--model", "SDXL", "--steps", "60", "--run"]),
+                               settings)
+    qtbot.addWidget(win)
+    errors = []
+    win.runner.error.connect(lambda *a: errors.append(a))
+    win.run_when_ready()  # what main() does for --run
+    seq = _current(qtbot, win)
+    assert seq.n_frames == 60 and seq.batch == 2 and win.panel.family_name() == "SDXL"
+    if budget is None:
+        qtbot.waitUntil(lambda: win.result() is not None and not win.is_running(), timeout=WAIT_MS)
+        assert torch.equal(win.result().latent[59 * 2 + 1], win.store.frame(59, 1))
+    else:
+        qtbot.waitUntil(lambda: "in-memory budget" in win.status_label.text(), timeout=WAIT_MS)
+        assert win.result() is None and not errors
+    win.close()
