@@ -1,5 +1,8 @@
 """The sequence: frames on demand equal the frames of a full run and a streamed export, in bounded memory."""
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -153,3 +156,37 @@ def test_frame_numbers_sigmas_and_stride(make_spec):
     assert auto_stride(10000) == 25 and auto_stride(50) == 1
     with pytest.raises(Exception, match="outside"):
         seq.frame(100)
+
+
+_THREADS_FREE_FRAMES = """
+import sys, threading, torch
+from unsampler_gui.core.devices import return_large_blocks
+if sys.argv[1] == "1":
+    assert return_large_blocks()
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+a = torch.ones(16 << 20, dtype=torch.uint8); del a  # glibc raises its threshold to this size
+base, keep = rss(), []
+def work():  # pool threads making frames on demand, as the views do
+    for _ in range(3):
+        b = torch.ones(16 << 20, dtype=torch.uint8)
+        keep.append(torch.ones(1000))
+        del b
+ts = [threading.Thread(target=work) for _ in range(6)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print((rss() - base) // 1024)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and /proc are Linux's")
+def test_large_blocks_are_returned_to_the_system():
+    """Frames freed on pool threads go back to the system with ``return_large_blocks`` (not without it)."""
+    def retained_mb(fixed: bool) -> int:
+        r = subprocess.run([sys.executable, "-c", _THREADS_FREE_FRAMES, "1" if fixed else "0"], capture_output=True,
+                           text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return int(r.stdout.strip().splitlines()[-1])
+
+    fixed, default = retained_mb(True), retained_mb(False)
+    assert fixed <= 16 < default
