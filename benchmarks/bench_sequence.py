@@ -24,6 +24,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("SWI"):  # the interpreter's switch interval, to see what the GIL costs the window
+    sys.setswitchinterval(float(os.environ["SWI"]))
 
 SIZES = {"sdxl": ("SDXL", (1, 4, 128, 128)), "wan720p": ("WAN21_T2V", (1, 16, 21, 90, 160))}
 
@@ -150,7 +152,25 @@ def child(kind: str) -> dict:
             import cProfile
             prof = cProfile.Profile()
             prof.enable()
+        watch = None
+        if os.environ.get("BENCH_WATCH"):  # print the GUI thread's stack whenever it is 40 ms late (stderr)
+            import threading
+            import traceback
+            gui, stop = threading.main_thread().ident, threading.Event()
+
+            def watchdog():
+                while not stop.wait(0.01):
+                    if probe.isActive() and clock.elapsed() - last[0] > 40:
+                        frame = sys._current_frames().get(gui)
+                        print(f"--- {clock.elapsed() - last[0]} ms late", file=sys.stderr)
+                        traceback.print_stack(frame, limit=12, file=sys.stderr)
+                        stop.wait(0.03)
+
+            watch = threading.Thread(target=watchdog, daemon=True)
+            watch.start()
         out["stall_typing_ms"] = run_for(3.0, type_steps, every_ms=120)
+        if watch is not None:
+            stop.set()
         if prof is not None:
             import pstats
             prof.disable()

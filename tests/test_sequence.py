@@ -190,3 +190,10 @@ def test_large_blocks_are_returned_to_the_system():
 
     fixed, default = retained_mb(True), retained_mb(False)
     assert fixed <= 16 < default
+
+
+def test_schedule_step_counts_from_high_noise(make_spec):
+    seq = Sequence(plan_unsample(make_spec(steps=50, start_at_step=5, end_at_step=40, device="cpu")))
+    assert seq.n_frames == 35 and seq.step(0) == 0
+    assert [seq.schedule_step(i) for i in (0, 34)] == [39, 5]  # frame 0 is the last sigma of the slice
+    assert seq.sigma(0) == pytest.approx(float(seq.plan.schedule[39]))

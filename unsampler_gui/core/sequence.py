@@ -140,8 +140,13 @@ class Sequence:
         return len(self.positions)
 
     def step(self, i: int) -> int:
-        """The schedule step (node order) of frame ``i``."""
+        """The node's step index of frame ``i`` (0..N-1, low to high noise; ``i`` itself unless frames were
+        selected)."""
         return self.positions[i]
+
+    def schedule_step(self, i: int) -> int:
+        """The schedule step of frame ``i``: its sigma's index in the scheduler's sigmas (high to low)."""
+        return int(self.plan.schedule_index[self.positions[i]])
 
     def sigma(self, i: int) -> float:
         """Model-space sigma of frame ``i``."""

@@ -434,6 +434,10 @@ class FrameStore(QObject):
         """The node's step index of output step ``step`` (the same unless frames were selected)."""
         return int(self._positions[step])
 
+    def schedule_step(self, step: int) -> int:
+        """The schedule step (ComfyUI's sigma index, as the sigma plot's axis) of output step ``step``."""
+        return int(self._plan.schedule_index[int(self._positions[step])])
+
     def sigma(self, step: int) -> float:
         """Model-space sigma of a step, as ComfyUI prints it."""
         return float(self._sigmas[step])

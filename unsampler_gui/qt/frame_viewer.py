@@ -600,7 +600,7 @@ class FrameViewer(QWidget):
             return
         i = self._current
         self.step_label.setText(
-            f"frame {i} of {st.n_steps}   step {st.position(i)}   \u03c3 {format_sigma(st.sigma(i))}   "
+            f"frame {i} of {st.n_steps}   step {st.schedule_step(i)}   \u03c3 {format_sigma(st.sigma(i))}   "
             f"raw {format_sigma(st.raw_sigma(i))}")
 
     # -- threads --------------------------------------------------------------------------------

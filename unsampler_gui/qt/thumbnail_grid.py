@@ -344,7 +344,7 @@ class GridPane(QWidget):
         n = st.n_steps
         text = f"{n} frames, every {m.stride}" if n else "no frames"
         if frame is not None:
-            text += f"  \u2192 frame {frame}, step {st.position(frame)}"
+            text += f"  \u2192 frame {frame}, step {st.schedule_step(frame)}, \u03c3 {st.sigma(frame):.4g}"
         self.info.setText(text)
 
 

@@ -190,7 +190,7 @@ class ThumbnailModel(QStringListModel):
         if role == RawSigmaRole:
             return s.raw_sigma(f)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"frame {f} of {s.n_steps}\nstep {s.position(f)} of the schedule\n"
+            return (f"frame {f} of {s.n_steps}\nstep {s.schedule_step(f)} of the schedule\n"
                     f"\u03c3 {s.sigma(f):.6g} (model space)\nraw {s.raw_sigma(f):.6g} (sigma / scale_factor)")
         return None
 
