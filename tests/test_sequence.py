@@ -197,3 +197,12 @@ def test_schedule_step_counts_from_high_noise(make_spec):
     assert seq.n_frames == 35 and seq.step(0) == 0
     assert [seq.schedule_step(i) for i in (0, 34)] == [39, 5]  # frame 0 is the last sigma of the slice
     assert seq.sigma(0) == pytest.approx(float(seq.plan.schedule[39]))
+
+
+def test_cached_frames_hold_only_their_own_bytes(make_spec):
+    plan = plan_unsample(make_spec(shape=(2, 4, 8, 8), steps=40, device="cpu"))
+    seq = Sequence(plan, cache_bytes=5 * plan.step_bytes)
+    seq.frames(range(20))  # made as one group, cached frame by frame
+    kept = [seq.cached(i) for i in range(20) if seq.cached(i) is not None]
+    assert len(kept) == 5
+    assert all(t.untyped_storage().nbytes() == plan.step_bytes for t in kept)

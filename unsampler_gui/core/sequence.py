@@ -200,7 +200,10 @@ class Sequence:
         B = self.batch
         if not self.trajectory:
             rows = self._cpu(self._frames.frames([self.positions[i] for i in missing]))
-            return {i: rows[j * B:(j + 1) * B] for j, i in enumerate(missing)}
+            if len(missing) == 1:
+                return {missing[0]: rows}
+            # each frame its own storage: a cached view would keep its whole group alive past the budget
+            return {i: rows[j * B:(j + 1) * B].clone() for j, i in enumerate(missing)}
         out = {}
         by_step = sorted(missing, key=lambda i: self.positions[i])
         # frames whose steps lie between the same two keyframes are made by one walk
