@@ -121,3 +121,19 @@ def test_command_line_latent_model_steps_run(qtbot, tmp_path, settings, monkeypa
         qtbot.waitUntil(lambda: "in-memory budget" in win.status_label.text(), timeout=WAIT_MS)
         assert win.result() is None and not errors
     win.close()
+
+
+def test_a_batch_too_big_for_the_cache_shows_why_not_frames(window, qtbot, tmp_path, set_steps):
+    """A big batch opened as the input (say an export): its frames would not fit the cache; the window says so."""
+    set_steps(window, 10)
+    _current(qtbot, window)
+    window.store.cache_bytes = 10 * 4 * 4 * 64 * 64  # room for 5 latents of [4, 64, 64] a frame, at most
+    path = tmp_path / "batch.latent"
+    core.write_latent(path, torch.randn(6, 4, 64, 64))
+    failed = []
+    window.store.sequenceFailed.connect(failed.append)
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.panel.open_latent(str(path))
+    qtbot.waitUntil(lambda: bool(failed), timeout=WAIT_MS)
+    assert "6 latents" in failed[-1] and window.store.sequence is None and window.store.n_steps == 0
+    assert "over half the frame cache" in window.status_label.text()

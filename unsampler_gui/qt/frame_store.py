@@ -32,6 +32,7 @@ import torch
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 
 from .. import core
+from ..core.devices import human_bytes
 from ..core.sequence import CACHE_BYTES, Sequence
 from ..core.stats import StepStats, frame_stats
 from .background import Background
@@ -175,6 +176,10 @@ class FrameStore(QObject):
             inputs, plan, error, _available = job()
             if plan is None or task.is_cancelled():
                 return inputs, None, error
+            if plan.step_bytes > budget // 2:  # a big batch given as the input (an export opened as a latent)
+                return inputs, None, (f"one frame of this input is {human_bytes(plan.step_bytes)} "
+                                      f"({plan.batch} latents): over half the frame cache of "
+                                      f"{human_bytes(budget)}, so no frames are shown; export to a file instead")
             seq = Sequence(plan, cache_bytes=budget)
             return inputs, seq, seq.expected_stats()
 
