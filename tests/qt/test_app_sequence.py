@@ -137,3 +137,20 @@ def test_a_batch_too_big_for_the_cache_shows_why_not_frames(window, qtbot, tmp_p
     qtbot.waitUntil(lambda: bool(failed), timeout=WAIT_MS)
     assert "6 latents" in failed[-1] and window.store.sequence is None and window.store.n_steps == 0
     assert "over half the frame cache" in window.status_label.text()
+
+
+def test_the_frame_cache_budget_is_a_setting(qtbot, settings):
+    from unsampler_gui.core.sequence import CACHE_BYTES
+    from unsampler_gui.qt.main_window import MainWindow
+    assert settings.frame_cache == CACHE_BYTES
+    settings.frame_cache = 64 << 20
+    settings.q.setValue("memory/cap_bytes", 0)
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.panel.latentChanged, timeout=WAIT_MS):
+        assert win.open_sample()
+    seq = _current(qtbot, win)
+    assert win.store.cache_bytes == seq.cache.max_bytes == 64 << 20
+    settings.q.setValue("memory/frame_cache_bytes", "lots")  # a bad value in the file: the default
+    assert settings.frame_cache == CACHE_BYTES
+    win.close()
