@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.session.memory_cap = self.settings.memory_cap
         self.store = FrameStore(self, notify_interval_ms=100)  # views repaint at most ~10 times a second
+        self.store.cache_bytes = self.settings.frame_cache
         self.worker = UnsampleWorker(self)
 
         # widgets
