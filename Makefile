@@ -24,7 +24,8 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS); a=$$?; QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py; b=$$?; \
-	$(PY) benchmarks/bench_detect.py; $(PY) benchmarks/bench_vae.py; exit $$(( a || b ))
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_sequence.py; c=$$?; \
+	$(PY) benchmarks/bench_detect.py; $(PY) benchmarks/bench_vae.py; exit $$(( a || b || c ))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

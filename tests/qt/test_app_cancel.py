@@ -5,6 +5,7 @@ import os
 import threading
 
 import pytest
+import torch
 
 from support import WAIT_MS
 from unsampler_gui import core
@@ -58,13 +59,18 @@ def test_cancel_mid_run_leaves_consistent_state(window, qtbot, slow_run, set_ste
     assert not window.is_running() and window.result() is None
     assert "cancelled" in window.status_label.text()
     assert window.panel.run_button.text() == "Run" and not window.progress.isVisible()
-    assert window.store.n_steps == 0 and window.store.available == 0
-    # and the next run works
+    # nothing is lost: the frames on screen are the live sequence of the form, which needs no run
+    qtbot.waitUntil(lambda: window.store.sequence_inputs == window.session.inputs(), timeout=WAIT_MS)
+    assert window.store.n_steps == 40 and window.store.available == 40
     monkeypatch.undo()
+    full = core.run_unsample(window.panel.spec()).latent
+    assert torch.equal(window.store.frame(39), full[39])
+    # and the next run works
     set_steps(window, 8)
     res = run_and_wait(window)
     assert res.latent.shape[0] == 8 and window.result() is res
-    assert window.store.n_steps == 8 and window.store.available == 8
+    qtbot.waitUntil(lambda: window.store.sequence_inputs == window.session.inputs(), timeout=WAIT_MS)
+    assert window.store.n_steps == 8 and torch.equal(window.store.frame(5), res.latent[5])
 
 
 def test_new_run_supersedes_old(window, qtbot, slow_run, set_steps):

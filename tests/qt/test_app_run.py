@@ -35,6 +35,7 @@ def test_run_produces_frames_and_export(window, qtbot, tmp_path, set_steps, run_
     assert window.panel.run_button.text() == "Run"
     want = core.run_unsample(window.panel.spec())
     assert torch.equal(res.latent, want.latent)  # the GUI's run is the core's run, bit for bit
+    qtbot.waitUntil(lambda: window.store.sequence_inputs == window.session.inputs(), timeout=WAIT_MS)
     assert window.store.n_steps == 20 and window.store.available == 20 and window.store.is_finished
     assert torch.equal(window.store.frame(7), res.latent[7])
 

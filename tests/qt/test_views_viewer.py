@@ -55,7 +55,9 @@ def test_stats_and_histogram_values(qtbot, store, viewer):
     np.testing.assert_array_equal(counts, ref_counts)
     np.testing.assert_allclose(edges, ref_edges, atol=1e-5)
     assert f"{s['mean']:.4g}" in viewer.stats_label.text()
-    assert "step 137" in viewer.step_label.text()
+    # frame 137 is the 138th latent from low noise; its schedule step counts from high noise
+    assert "frame 137 of 500" in viewer.step_label.text()
+    assert "step 362 " in viewer.step_label.text() and int(plan.schedule_index[137]) == 362
     hx, hy = viewer.hist_curve.getData()
     np.testing.assert_array_equal(hy, ref_counts)
     # the ComfyUI range preview is the core's latent2rgb

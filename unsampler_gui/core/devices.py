@@ -107,3 +107,28 @@ def one_intraop_thread():
             _one_thread_users -= 1
             if _one_thread_users == 0:
                 torch.set_num_threads(_threads_before)
+
+
+#: Allocations of at least this many bytes are given back to the system when freed (``return_large_blocks``).
+LARGE_BLOCK = 4 << 20
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_large_blocks(threshold: int = LARGE_BLOCK) -> bool:
+    """Make glibc map every allocation of ``threshold`` bytes or more on its own, and unmap it when freed.
+
+    By default glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB), after
+    which frame-sized tensors come from per-thread arenas that keep them when freed: with a dozen pool
+    threads each making frames on demand, the app's resident memory grows by frames nobody holds. A fixed
+    threshold stops that (mallopt(M_MMAP_THRESHOLD), which also turns the dynamic raise off). True when set;
+    False on other C libraries, where nothing changes.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))

@@ -24,6 +24,7 @@ from .devices import available_memory, human_bytes
 from .errors import BadParameterError, ResourceError, UnsamplerError
 from .exports import ExportSource
 from .families import Family, families_for_channels, get_family
+from .sigmas import slice_bounds
 from .unsample import Plan, UnsampleResult, plan_unsample
 
 
@@ -98,6 +99,18 @@ def memory_warning(out_bytes: int, available: Optional[int], cap: int) -> str:
     if cap and out_bytes > cap:
         return f"over the memory cap of {human_bytes(cap)}: export straight to a file, or raise the cap"
     return ""
+
+
+#: The most bytes an in-memory run may hold when no memory cap is set: the frames are looked at through
+#: the live sequence (``core.sequence``), which needs no run; a bigger output is exported to a file.
+RUN_BUDGET = 1 << 30
+
+
+def _out_bytes(spec) -> int:
+    """The bytes of a spec's output, from its shape and step range alone (before it is planned)."""
+    s, e = slice_bounds(spec.steps, spec.start_at_step, spec.end_at_step)
+    n = len(spec.frames) if spec.frames is not None else max(0, e - s)
+    return int(spec.latent.numel()) * spec.latent.element_size() * n
 
 
 def duration(seconds: float) -> str:
@@ -287,10 +300,15 @@ class Session:
         if self.plan_error():
             raise BadParameterError(self.plan_error())
         est, cap = self.estimate(), self.memory_cap
-        if est is not None and cap and est.out_bytes > cap:
-            raise ResourceError(f"the output needs {human_bytes(est.out_bytes)}, over the memory cap of "
+        out_bytes = est.out_bytes if est is not None else _out_bytes(spec)  # not planned yet: from the spec
+        if cap and out_bytes > cap:
+            raise ResourceError(f"the output needs {human_bytes(out_bytes)}, over the memory cap of "
                                 f"{human_bytes(cap)} (Settings > Memory cap): export straight to a file instead, "
                                 "or use fewer steps")
+        if not cap and out_bytes > RUN_BUDGET:
+            raise ResourceError(f"the output needs {human_bytes(out_bytes)}, over the in-memory budget of "
+                                f"{human_bytes(RUN_BUDGET)}: every frame is shown without a run; export writes "
+                                "them all to a file (or raise Settings > Memory cap)")
         self._running = self.inputs()
         self.result, self._result_inputs = None, None
         self.run_pending = False
@@ -355,4 +373,5 @@ class Session:
                             max_memory=self.memory_cap or None)
 
 
-__all__ = ["Session", "Inputs", "Estimate", "LatentFit", "latent_fit", "fit_key", "memory_warning", "duration"]
+__all__ = ["Session", "Inputs", "Estimate", "LatentFit", "latent_fit", "fit_key", "memory_warning", "duration",
+           "RUN_BUDGET"]

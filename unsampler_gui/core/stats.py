@@ -121,6 +121,19 @@ class StepStats:
         while self.contiguous < self.n_steps and self.filled[self.contiguous]:
             self.contiguous += 1
 
+    def add_rows(self, steps, stats: FrameStats) -> None:
+        """Store the statistics of any steps (``stats`` rows step-major: ``j*B + b`` is ``steps[j]``, item b)."""
+        idx = np.asarray(list(steps), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_steps):
+            raise BadParameterError(f"steps {int(idx.min())}..{int(idx.max())} are out of range 0..{self.n_steps}")
+        shape = (idx.size, self.batch)
+        for name in STAT_NAMES:
+            getattr(self, name)[idx] = getattr(stats, name).reshape(shape)
+        self.count += int((~self.filled[np.unique(idx)]).sum())
+        self.filled[idx] = True
+        while self.contiguous < self.n_steps and self.filled[self.contiguous]:
+            self.contiguous += 1
+
     def add(self, start: int, stop: int, block) -> None:
         self.add_stats(start, stop, self.compute(start, stop, block))
 

@@ -118,6 +118,8 @@ def create_application(argv=None):
     QCoreApplication.setOrganizationName(ORG_NAME)
     QCoreApplication.setApplicationName(APP_NAME)
     QCoreApplication.setApplicationVersion(_version())
+    from ..core.devices import return_large_blocks
+    return_large_blocks()  # frames made on demand by many threads: freed frames go back to the system
     app = QApplication.instance()
     if app is None:
         # Qt 6 scales for High-DPI by itself; pass fractional factors through (125 %, 150 %) for sharp text

@@ -144,7 +144,7 @@ class ExportDialog(QDialog):
         self.count_label.setTextFormat(Qt.TextFormat.PlainText)
         fl = QFormLayout(box)
         rng = QHBoxLayout()
-        for w in (QLabel("steps"), self.first, QLabel("to"), self.last, QLabel("every"), self.every,
+        for w in (QLabel("frames"), self.first, QLabel("to"), self.last, QLabel("every"), self.every,
                   self.all_button):
             rng.addWidget(w)
         fl.addRow(rng)
@@ -195,7 +195,7 @@ class ExportDialog(QDialog):
         return self.source.n_frames
 
     def positions(self) -> list:
-        """Chosen steps, in output order."""
+        """Chosen frames (frame i: the i-th latent, from low to high noise), in output order."""
         from ..core.export import select_positions
         n = self.n_steps()
         if n == 0:
@@ -275,8 +275,15 @@ class ExportDialog(QDialog):
             self.count_label.setText(str(e))
             return
         B, fb = self.source.batch, self.source.frame_bytes
-        self.count_label.setText(f"{len(pos)} steps × {B} = {len(pos) * B} latents, "
-                                 f"{human_bytes(len(pos) * B * fb)}")
+        text = f"{len(pos)} frames × {B} = {len(pos) * B} latents, {human_bytes(len(pos) * B * fb)}"
+        plan = self.source.plan
+        if plan is not None:  # the ends with their schedule step and sigma, as the viewer and the grid say them
+            def at(i: int) -> str:
+                k = plan.positions[i]
+                return f"frame {i}: step {int(plan.schedule_index[k])}, \u03c3 {float(plan.model_sigmas[k]):.4g}"
+            a, b = self.first.value(), self.last.value()
+            text += f"\n{at(a)}  …  {at(b)}"
+        self.count_label.setText(text)
 
     def _update_comfy_note(self, *_):
         stem = self.stem.text().strip() or "unsampler"

@@ -1,6 +1,13 @@
-"""The frames of one run, held for the views: the grid, the viewer and the plots.
+"""The frames the views show (the grid, the viewer and the plots): the live sequence of the current inputs.
 
-The worker feeds it on the GUI thread: ``begin(plan)``, then ``add(start, stop, frames)`` for each
+**The sequence** (what the window uses). ``follow(session)`` makes, on a worker thread, the plan of the
+session's current inputs and its ``core.sequence.Sequence``; once it is there the store holds every frame
+of it (``reset``, then ``framesAdded(0, n)`` and ``finished``): frames are made on demand, off the GUI
+thread, by whoever renders them (``getter(step, item)`` and ``getters(steps, item)`` return functions to
+call on a pool thread), and the per-step statistics fill in coarse first (``statsChanged``). A newer
+``follow`` supersedes the older one: its work is dropped. There is no run to wait for and nothing stale.
+
+**A run's frames** (the older feeding, kept for views driven by a job). The worker feeds it on the GUI thread: ``begin(plan)``, then ``add(start, stop, frames)`` for each
 chunk as it is made, then ``finish(result)``. Frames are kept by reference (the chunks are views of
 the job's one output tensor, final once delivered): nothing is copied. Per-step statistics are
 computed on a background thread as chunks arrive and announced by ``statsChanged``.
@@ -15,6 +22,8 @@ connects them to the worker's ``plan_ack`` and ``first_frames_ack``.
 """
 from __future__ import annotations
 
+import os
+import threading
 import weakref
 from typing import Optional
 
@@ -23,15 +32,28 @@ import torch
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 
 from .. import core
+from ..core.devices import human_bytes
+from ..core.sequence import CACHE_BYTES, Sequence
 from ..core.stats import StepStats, frame_stats
 from .background import Background
 
+#: A sequence's frames are fetched for rendering this many bytes at a time, at most.
+FETCH_BYTES = 32 << 20
 #: How long the views get to lay out and repaint a new run before ``planTaken`` (milliseconds).
 PLAN_SETTLE_MS = 60
 #: How often the renderers are asked whether they are done with the first frames (milliseconds).
 SETTLE_POLL_MS = 10
 #: How long, at most, ``firstFramesTaken`` waits for busy renderers (milliseconds).
 FIRST_FRAMES_LIMIT_MS = 300
+
+
+def _lower_priority(niceness: int = 10) -> None:
+    """Lower the calling thread's CPU priority (Linux: per-thread niceness); elsewhere nothing."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except (AttributeError, OSError):
+        pass
 
 
 class _Coalescer(QObject):
@@ -84,6 +106,7 @@ class FrameStore(QObject):
     finished = Signal()  # the run completed; every frame is in
     planTaken = Signal()  # (paced) the views have laid out the new run
     firstFramesTaken = Signal()  # (paced) the renderers have shown the run's first frames
+    sequenceFailed = Signal(str)  # the current inputs make no sequence: why (the store is cleared)
 
     def __init__(self, parent: Optional[QObject] = None, notify_interval_ms: int = 0, paced: bool = False):
         super().__init__(parent)
@@ -91,6 +114,15 @@ class FrameStore(QObject):
         self._stats_note = _Coalescer(self.statsChanged, notify_interval_ms, self)
         self._stats_pool = Background(self, threads=1, name="frame-stats")
         self._stats_pool.done.connect(self._on_stats)
+        self._seq_stats = Background(self, threads=1, name="sequence-stats")
+        self._seq_stats.posted.connect(self._on_stats_rows)
+        self._builder = Background(self, threads=1, name="sequence", latest_only=True)
+        self._builder.done.connect(self._on_built)
+        self._builder.failed.connect(lambda _tag, exc: self._build_failed(exc))
+        self.cache_bytes = CACHE_BYTES
+        self._seq: Optional[Sequence] = None
+        self._seq_inputs = None
+        self._expected: Optional[dict] = None
         self._generation = 0
         self.paced = paced
         self.first_frames_limit_ms = FIRST_FRAMES_LIMIT_MS
@@ -120,13 +152,133 @@ class FrameStore(QObject):
         self._raw_sigmas = np.zeros(0)
         self._positions = np.zeros(0, dtype=np.int64)
         self._stats = StepStats(0, 1)
+        self._seq = None
+        self._seq_inputs = None
+        self._expected = None
+
+    # -- the sequence (GUI thread) ----------------------------------------------------------------
+
+    def follow(self, session) -> None:
+        """Show the sequence of the session's current inputs (made on a worker thread; newest wins)."""
+        inputs = session.inputs()
+        if self._seq is not None and inputs == self._seq_inputs:
+            self._builder.drop()  # back to what is shown: a build in flight is superseded
+            return
+        job = session.plan_job()
+        if job is None:
+            self._builder.drop()
+            if self._plan is not None:
+                self.clear()
+            return
+        budget = self.cache_bytes
+
+        def build(task):
+            inputs, plan, error, _available = job()
+            if plan is None or task.is_cancelled():
+                return inputs, None, error
+            if plan.step_bytes > budget // 2:  # a big batch given as the input (an export opened as a latent)
+                return inputs, None, (f"one frame of this input is {human_bytes(plan.step_bytes)} "
+                                      f"({plan.batch} latents): over half the frame cache of "
+                                      f"{human_bytes(budget)}, so no frames are shown; export to a file instead")
+            seq = Sequence(plan, cache_bytes=budget)
+            return inputs, seq, seq.expected_stats()
+
+        self._builder.submit(build, inputs)
+
+    def set_sequence(self, seq: Sequence, inputs=None, expected: Optional[dict] = None) -> None:
+        """Hold ``seq``: every view starts over on its frames, and its statistics start filling."""
+        self._generation += 1
+        self._stats_pool.drop()
+        self._seq_stats.drop()
+        self._clear_state()
+        plan = seq.plan
+        self._plan, self._seq, self._seq_inputs, self._expected = plan, seq, inputs, expected
+        n = seq.n_frames
+        self._positions = np.asarray(seq.positions, dtype=np.int64)
+        self._sigmas, self._raw_sigmas = seq.sigmas, seq.raw_sigmas
+        self._chunk_of = np.zeros(n, dtype=np.int32)
+        self._available = n
+        self._finished = True
+        self._stats = StepStats(n, plan.batch)
+        self.reset.emit()
+        self.framesAdded.emit(0, n)
+        self.finished.emit()
+
+        def stats(task):
+            _lower_priority()  # the statistics yield the CPU to the window and to the frames it shows
+            for rows, fs in seq.stats_chunks(task.is_cancelled):
+                task.post((rows, fs))
+
+        self._seq_stats.submit(stats, None)
+
+    def _on_built(self, _tag, answer) -> None:
+        inputs, seq, extra = answer
+        if seq is None:
+            self.clear()
+            if extra:
+                self.sequenceFailed.emit(extra)
+            return
+        self.set_sequence(seq, inputs, extra)
+
+    def _build_failed(self, exc) -> None:
+        from .errors import user_message
+
+        self.clear()
+        self.sequenceFailed.emit(user_message(exc))
+
+    def _on_stats_rows(self, _tag, payload) -> None:
+        rows, fs = payload
+        self._stats.add_rows(rows, fs)
+        self._stats_note.push(min(rows), max(rows) + 1)
+
+    @property
+    def sequence(self) -> Optional[Sequence]:
+        """The sequence shown (None when the store holds a run's frames, or nothing)."""
+        return self._seq
+
+    @property
+    def sequence_inputs(self):
+        """The session inputs the sequence shown was made from."""
+        return self._seq_inputs
+
+    @property
+    def expected(self) -> Optional[dict]:
+        """The formula's expected per-step {"mean", "std"} ``[n, B]`` of the sequence (None for a run)."""
+        return self._expected
+
+    def getter(self, step: int, item: int = 0):
+        """A function that returns frame ``step`` of item ``item``, to call on a pool thread (it may make it)."""
+        seq = self._seq
+        if seq is not None:
+            return lambda: seq.frame(step, item)
+        frame = self.frame(step, item)
+        return lambda: frame
+
+    def getters(self, steps, item: int = 0):
+        """A function that returns the frames of ``steps`` of item ``item`` (an iterable, made a group of
+        at most ``FETCH_BYTES`` at a time as it is read), to call on a pool thread."""
+        seq = self._seq
+        steps = [int(s) for s in steps]
+        if seq is not None:
+            per = max(1, FETCH_BYTES // max(1, seq.plan.step_bytes))
+
+            def fetch():
+                for k in range(0, len(steps), per):
+                    for f in seq.frames(steps[k:k + per]):
+                        yield f[item]
+
+            return fetch
+        frames = [self.frame(s, item) for s in steps]
+        return lambda: frames
 
     # -- feeding (GUI thread) -------------------------------------------------------------------
 
     def begin(self, plan: core.Plan) -> None:
         """Start holding a new run: drops the previous run's frames and pending work."""
+        self._builder.drop()
         self._generation += 1
         self._stats_pool.drop()
+        self._seq_stats.drop()
         self._clear_state()
         self._plan = plan
         n = len(plan.positions)
@@ -181,9 +333,11 @@ class FrameStore(QObject):
         self.finished.emit()
 
     def clear(self) -> None:
-        """Forget the run (frames, statistics, pending work)."""
+        """Forget the run or the sequence (frames, statistics, pending work)."""
+        self._builder.drop()
         self._generation += 1
         self._stats_pool.drop()
+        self._seq_stats.drop()
         self._clear_state()
         self.reset.emit()
 
@@ -268,11 +422,14 @@ class FrameStore(QObject):
         return 0 <= step < self.n_steps and self._chunk_of[step] >= 0
 
     def frame(self, step: int, item: int = 0) -> torch.Tensor:
-        """Step ``step`` of batch item ``item``: a view ``[C, H, W]`` or ``[C, T, H, W]``."""
+        """Step ``step`` of batch item ``item``: a view ``[C, H, W]`` or ``[C, T, H, W]`` (of a sequence, made
+        now when it is not cached: views call ``getter`` instead, off the GUI thread)."""
         if not self.has(step):
             raise IndexError(f"step {step} is not available ({self._available} of {self.n_steps} are in)")
         if not 0 <= item < self.batch:
             raise IndexError(f"item {item} is out of range: the batch has {self.batch}")
+        if self._seq is not None:
+            return self._seq.frame(step, item)
         if self._full is not None:
             return self._full[step * self.batch + item]
         start, _, rows = self._chunks[self._chunk_of[step]]
@@ -281,6 +438,10 @@ class FrameStore(QObject):
     def position(self, step: int) -> int:
         """The node's step index of output step ``step`` (the same unless frames were selected)."""
         return int(self._positions[step])
+
+    def schedule_step(self, step: int) -> int:
+        """The schedule step (ComfyUI's sigma index, as the sigma plot's axis) of output step ``step``."""
+        return int(self._plan.schedule_index[int(self._positions[step])])
 
     def sigma(self, step: int) -> float:
         """Model-space sigma of a step, as ComfyUI prints it."""
@@ -311,14 +472,16 @@ class FrameStore(QObject):
     # -- threads --------------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """True while statistics of this run are still being computed."""
-        return self._stats_pool.pending()
+        """True while statistics of this run are still being computed (or the sequence is being made)."""
+        return self._stats_pool.pending() or self._builder.pending() or self._seq_stats.pending()
 
     def wait(self, msecs: int = -1) -> bool:
-        """Wait for the statistics thread (its answers are then still to be delivered)."""
-        return self._stats_pool.wait(msecs)
+        """Wait for the statistics and sequence threads (their answers are then still to be delivered)."""
+        return self._builder.wait(msecs) and self._stats_pool.wait(msecs) and self._seq_stats.wait(msecs)
 
     def shutdown(self) -> None:
         self._plan_timer.stop()
         self._poll_timer.stop()
+        self._builder.shutdown()
+        self._seq_stats.shutdown()
         self._stats_pool.shutdown()

@@ -3,8 +3,11 @@
 The big preview (latent2rgb or one channel), the histogram and the frame's mean/std/min/max are
 computed on a background thread, newest request only (a ``latest_only`` ``Background``): scrolling
 through 10,000 steps or playing never queues up work. ``wanted`` is the preview the viewer should show
-(a ``PreviewKey``), ``shown`` the one on screen. The per-step statistics plot reads ``store.stats``
-(computed off the GUI thread as chunks arrive) and redraws at most a few times a second.
+(a ``PreviewKey``), ``shown`` the one on screen. The frame itself is fetched on that thread too
+(``FrameStore.getter``: a frame of a live sequence is made there), and playback prefetches the frames
+ahead of it. The per-step statistics plot reads ``store.stats`` (computed off the GUI thread, coarse first
+for a sequence) beside the formula's expected curves (``store.expected``), and redraws at most a few
+times a second.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ HIST_BINS = 128
 #: Redraw the statistics plot at most this often while a run is going (ms).
 STATS_REFRESH_MS = 250
 MEAN_COLOR, STD_COLOR, SIGMA_COLOR, MARK_COLOR = "#0072B2", "#E69F00", "#009E73", "#D55E00"
+#: Frames made ahead of the one shown while playing.
+PREFETCH = 8
 
 
 def render_frame(frame, family, mode, contrast, time_index: int, reference=None) -> dict:
@@ -82,6 +87,7 @@ class FrameViewer(QWidget):
         self._pool = Background(self, threads=1, name="frame-viewer", latest_only=True)
         self._pool.done.connect(self._on_rendered)
         self._pool.failed.connect(self._on_failed)
+        self._prefetch = Background(self, threads=1, name="frame-prefetch", latest_only=True)
         self._play_timer = QTimer(self)
         self._play_timer.timeout.connect(self.advance)
         self._stats_timer = QTimer(self)
@@ -127,7 +133,7 @@ class FrameViewer(QWidget):
         self.view_box = self.image_view.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
-        self.placeholder_text = pg.TextItem("No frames yet: press Run", anchor=(0.5, 0.5))
+        self.placeholder_text = pg.TextItem("No frames yet: open a latent", anchor=(0.5, 0.5))
         # The text's size in data units depends on the view's scale: were it part of the auto-range
         # bounds, every range change would move the bounds again, a loop of repaints (dozens a second).
         # The range is set by hand instead: around the text while there is no image, and to the image
@@ -181,6 +187,8 @@ class FrameViewer(QWidget):
         self.legend = pi.addLegend(offset=(4, 4))
         self.mean_curve = pi.plot([], [], name="mean")
         self.std_curve = pi.plot([], [], name="std")
+        self.expected_mean_curve = pi.plot([], [], name="expected mean")
+        self.expected_std_curve = pi.plot([], [], name="expected std")
         self.sigma_box = pg.ViewBox(enableMenu=False)
         self.sigma_box.setMouseEnabled(x=False, y=False)
         pi.showAxis("right")
@@ -246,6 +254,8 @@ class FrameViewer(QWidget):
         self.hist_curve.setBrush(muted)
         self.mean_curve.setPen(pg.mkPen(MEAN_COLOR, width=1.5))
         self.std_curve.setPen(pg.mkPen(STD_COLOR, width=1.5))
+        self.expected_mean_curve.setPen(pg.mkPen(MEAN_COLOR, width=1, style=Qt.PenStyle.DotLine))
+        self.expected_std_curve.setPen(pg.mkPen(STD_COLOR, width=1, style=Qt.PenStyle.DotLine))
         self.sigma_curve.setPen(pg.mkPen(SIGMA_COLOR, width=1, style=Qt.PenStyle.DashLine))
         self.step_line.setPen(pg.mkPen(MARK_COLOR, width=1))
         self.legend.setLabelTextColor(text)
@@ -378,6 +388,10 @@ class FrameViewer(QWidget):
                 return  # wait for the run to catch up
             nxt = 0
         self.select_frame(nxt)
+        seq = self._store.sequence
+        if seq is not None:  # make the next frames while this one is shown
+            ahead = [(nxt + k) % n for k in range(1, PREFETCH + 1)]
+            self._prefetch.submit(lambda task: None if task.is_cancelled() else seq.frames(ahead))
 
     def hideEvent(self, event) -> None:
         self.stop()
@@ -474,8 +488,19 @@ class FrameViewer(QWidget):
         self.sigma_box.enableAutoRange()
 
     def _refresh_stats_plot(self) -> None:
-        """Mean and std against step for the shown item (the steps whose statistics are in)."""
+        """Mean and std against step for the shown item (the steps whose statistics are in), and the
+        formula's expected ones (a sequence's, at once)."""
         st = self._store
+        exp = st.expected if st.plan is not None else None
+        if exp is not None:
+            item = min(self._item, st.batch - 1)
+            order = np.argsort(st.positions, kind="stable")
+            x = st.positions[order].astype(np.float64)
+            self.expected_mean_curve.setData(x, exp["mean"][order, item])
+            self.expected_std_curve.setData(x, exp["std"][order, item])
+        else:
+            self.expected_mean_curve.setData([], [])
+            self.expected_std_curve.setData([], [])
         if st.plan is None or st.stats.count == 0:
             self.mean_curve.setData([], [])
             self.std_curve.setData([], [])
@@ -524,11 +549,16 @@ class FrameViewer(QWidget):
         if key == self._asked and self._pool.pending():
             return  # already on its way
         self._asked = key
-        frame = st.frame(key.step, key.item)
-        ref = st.frame(0, key.item) if key.contrast == "shared" and st.has(0) else None
+        get = st.getter(key.step, key.item)  # called on the pool thread: a sequence's frame is made there
+        get_ref = st.getter(0, key.item) if key.contrast == "shared" and st.has(0) else None
         family = st.family
-        self._pool.submit(lambda task: render_frame(frame, family, key.mode, key.contrast, key.time_index, ref),
-                          key)
+
+        def render(task):
+            frame = get()
+            ref = get_ref() if get_ref is not None else None
+            return render_frame(frame, family, key.mode, key.contrast, key.time_index, ref)
+
+        self._pool.submit(render, key)
 
     def _on_rendered(self, key: PreviewKey, result: dict) -> None:  # the newest request only
         self._show(key, result)
@@ -564,14 +594,14 @@ class FrameViewer(QWidget):
     def _update_step_label(self) -> None:
         st = self._store
         if st.plan is None:
-            self.step_label.setText("No run yet")
+            self.step_label.setText("No frames: open a latent")
             return
         if self._current < 0:
-            self.step_label.setText(f"{st.available} of {st.n_steps} steps in")
+            self.step_label.setText(f"{st.available} of {st.n_steps} frames in")
             return
         i = self._current
         self.step_label.setText(
-            f"step {st.position(i)} ({i + 1} of {st.n_steps})   \u03c3 {format_sigma(st.sigma(i))}   "
+            f"frame {i} of {st.n_steps}   step {st.schedule_step(i)}   \u03c3 {format_sigma(st.sigma(i))}   "
             f"raw {format_sigma(st.raw_sigma(i))}")
 
     # -- threads --------------------------------------------------------------------------------
@@ -583,4 +613,5 @@ class FrameViewer(QWidget):
         """Stop playing, the timers and the preview thread (the window calls it when closing)."""
         self.stop()
         self._stats_timer.stop()
+        self._prefetch.shutdown()
         self._pool.shutdown()

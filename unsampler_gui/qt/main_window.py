@@ -3,7 +3,8 @@
 It builds the models (the ``core.session.Session`` that holds the inputs and the last run, the
 ``FrameStore``) and the widgets (each takes its model in ``__init__``), lays them out in docks, wires
 signals, and owns the menus and the status bar. The run itself is the session's, started through
-``RunController``. The frames of a run go worker -> ``FrameStore`` -> grid and viewer; a frame selected
+``RunController``. The frames shown are the live sequence of the current inputs: every change of the
+form makes ``FrameStore.follow`` the session, and the grid and viewer show its frames; a frame selected
 in the grid, the viewer or the sigma plot is selected in the other two.
 """
 from __future__ import annotations
@@ -30,8 +31,8 @@ from .param_panel import ParamPanel
 from .run_controller import RunController
 from .settings import Settings
 from .sigma_plot import SigmaPlot
-from .thumbnail_grid import ThumbnailGrid, link
-from .worker import Pacing, UnsampleWorker
+from .thumbnail_grid import GridPane, ThumbnailGrid, link
+from .worker import UnsampleWorker
 
 log = logging.getLogger("unsampler")
 
@@ -65,14 +66,16 @@ class MainWindow(QMainWindow):
         # models and workers
         self.session = Session()
         self.session.memory_cap = self.settings.memory_cap
-        self.store = FrameStore(self, notify_interval_ms=100, paced=True)  # views repaint at most ~10 times a second
-        self.worker = UnsampleWorker(self, pacing=Pacing())
+        self.store = FrameStore(self, notify_interval_ms=100)  # views repaint at most ~10 times a second
+        self.store.cache_bytes = self.settings.frame_cache
+        self.worker = UnsampleWorker(self)
 
         # widgets
         self.panel = ParamPanel(self.session, self.settings)
         self.runner = RunController(self.session, self.worker, self.panel.is_loading, self)
         self.plot = SigmaPlot()
         self.grid = ThumbnailGrid(self.store)
+        self.grid_pane = GridPane(self.grid)
         self.viewer = FrameViewer(self.store)
         link(self.grid, self.viewer, selection=False)  # thumbnails follow the viewer's item, time and display
 
@@ -114,7 +117,7 @@ class MainWindow(QMainWindow):
         self.sigma_dock = self._dock("Sigmas", "sigmas", self.plot, Qt.DockWidgetArea.TopDockWidgetArea)
         viewer = self.viewer
         self.viewer_dock = self._dock("Frame", "frame", viewer, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.setCentralWidget(self.grid)
+        self.setCentralWidget(self.grid_pane)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
@@ -192,7 +195,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         p, w, r = self.panel, self.worker, self.runner
         p.changed.connect(lambda: self.plot.set_request(p.schedule_request()))
-        p.changed.connect(r.inputs_changed)
+        p.changed.connect(lambda: self.store.follow(self.session))
+        self.store.sequenceFailed.connect(self.show_status)
         p.runRequested.connect(r.start)
         p.cancelRequested.connect(r.cancel)
         p.latentChanged.connect(self._update_title)
@@ -202,16 +206,9 @@ class MainWindow(QMainWindow):
         r.busyChanged.connect(self._set_busy)
         r.status.connect(self.show_status)
         r.error.connect(self.show_error)
-        r.planned.connect(self.store.begin)
         r.progressed.connect(self._show_progress)
-        r.resultReady.connect(self.store.finish)
-        r.discarded.connect(self.store.clear)
         r.finished.connect(self.runFinished)
         w.message.connect(self.show_status)
-        w.partial.connect(self.store.add)
-        # a run holds after its plan and its first frames until the store's views have caught up
-        self.store.planTaken.connect(w.plan_ack)
-        self.store.firstFramesTaken.connect(w.first_frames_ack)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
 

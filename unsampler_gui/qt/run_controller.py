@@ -2,7 +2,9 @@
 
 ``core.session.Session`` decides (can this run? is the result current? what is the ETA?); this object
 starts the worker when the session says so, hands the worker's answers to the session, and tells the
-window what to show through its signals. It holds no state of its own.
+window what to show through its signals. It holds no state of its own. The frames on screen never
+depend on a run (they are the live sequence of the current inputs, ``FrameStore.follow``): a run makes
+the whole batch in memory, within the budget, for the exports that read it; cancelling it loses nothing.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class RunController(QObject):
         self.session = session
         self.worker = worker
         self._is_loading = is_loading
+        self._quiet = False  # the run waiting for the files was asked for by --run
         worker.started.connect(self._started)
         worker.planned.connect(self._planned)
         worker.progress.connect(self._progress)
@@ -43,17 +46,21 @@ class RunController(QObject):
 
     # -- asked by the user ----------------------------------------------------------------------------
     @Slot()
-    def start(self) -> bool:
-        """Start a run of the current inputs (cancelling one in progress); after the files being read."""
+    def start(self, quiet: bool = False) -> bool:
+        """Start a run of the current inputs (cancelling one in progress); after the files being read.
+        ``quiet``: a run that cannot start only says why on the status line (``--run``: the frames are on
+        screen anyway, through the live sequence)."""
         if self._is_loading():
             self.session.run_pending = True
+            self._quiet = quiet
             self.status.emit("waiting for the file to load…")
             return False
         try:
             spec = self.session.begin_run()
         except core.UnsamplerError as e:
             self.status.emit(str(e))
-            self.error.emit("Run", str(e))
+            if not quiet:
+                self.error.emit("Run", str(e))
             return False
         self.worker.run(spec)
         return True
@@ -68,19 +75,16 @@ class RunController(QObject):
         """Run as soon as the files being opened have arrived."""
         if self._is_loading():
             self.session.run_pending = True
+            self._quiet = True
         else:
-            self.start()
+            self.start(quiet=True)
 
     @Slot()
     def files_idle(self) -> None:
         """No file is being read any more: start the run that was waiting for it."""
         if self.session.take_pending():
-            self.start()
+            self.start(quiet=self._quiet)
 
-    @Slot()
-    def inputs_changed(self) -> None:
-        if self.session.is_stale():
-            self.status.emit("the parameters or files changed since the last run: Run to update the frames")
 
     def is_running(self) -> bool:
         return self.worker.is_running()
@@ -120,7 +124,7 @@ class RunController(QObject):
     def _cancelled(self) -> None:
         self.session.end_run()
         self.discarded.emit()
-        self.status.emit("cancelled: nothing was kept")
+        self.status.emit("run cancelled: the frames shown are unchanged (they need no run)")
 
     @Slot()
     def _finished(self) -> None:

@@ -64,6 +64,20 @@ class Settings:
     def memory_cap(self, n: int) -> None:
         self.q.setValue("memory/cap_bytes", int(max(0, n)))
 
+    @property
+    def frame_cache(self) -> int:
+        """The byte budget of the live sequence's frame cache (``core.sequence.CACHE_BYTES`` by default;
+        at least 16 MiB)."""
+        from ..core.sequence import CACHE_BYTES
+        try:
+            return max(16 << 20, int(self.q.value("memory/frame_cache_bytes", CACHE_BYTES)))
+        except (TypeError, ValueError):
+            return CACHE_BYTES
+
+    @frame_cache.setter
+    def frame_cache(self, n: int) -> None:
+        self.q.setValue("memory/frame_cache_bytes", int(max(16 << 20, n)))
+
     # -- window ------------------------------------------------------------------------------
     def window_geometry(self) -> Optional[QByteArray]:
         v = self.q.value("window/geometry")

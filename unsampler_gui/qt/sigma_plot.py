@@ -127,6 +127,8 @@ class SigmaPlot(QWidget):
         self.hover = pg.PlotDataItem(symbol="o", symbolSize=7)
         for item in (self.marker, self.hover):
             pi.addItem(item, ignoreBounds=True)
+        self.marker_label = pg.TextItem("", anchor=(0, 1))  # "frame i · step k · σ" beside the marker
+        pi.addItem(self.marker_label, ignoreBounds=True)
         self.compare_curves: dict = {}
 
         self.log_y = QCheckBox("Log y", self)
@@ -316,9 +318,15 @@ class SigmaPlot(QWidget):
         if d is None or self._selected is None or self._selected >= d.n_frames:
             self.marker.setData([], [])
             self.marker_line.setVisible(False)
+            self.marker_label.setText("")
             return
         k = d.frame_to_index(self._selected)
         self.marker.setData([float(k)], [float(d.schedule[k])])
+        self.marker_label.setText(f"frame {self._selected} · step {k} · \u03c3 {float(d.schedule[k]):.4g}")
+        y = float(d.schedule[k])
+        if self.log_y.isChecked():  # a text item is placed in view coordinates, which are log10 then
+            y = float(np.log10(max(y, 1e-30)))
+        self.marker_label.setPos(float(k), y)
         self.marker_line.setPos(k)
         self.marker_line.setVisible(True)
 

@@ -38,10 +38,17 @@ class ThumbSettings:
     contrast: object = "fixed"  # "fixed", "auto" or "shared" (the range of step 0)
 
 
-def render_thumbnails(task: Task, rows: Sequence[int], frames: Sequence, family, settings: ThumbSettings,
+def render_thumbnails(task: Task, rows: Sequence[int], frames, family, settings: ThumbSettings,
                       reference=None) -> list:
     """``[(row, QImage), ...]`` for the rows' frames (CPU tensors, read only); runs on a pool thread and
-    stops between two rows once ``task`` is cancelled. ``reference`` is the frame of the shared contrast."""
+    stops between two rows once ``task`` is cancelled. ``reference`` is the frame of the shared contrast.
+    ``frames`` and ``reference`` may be functions that make them: they are called here, on the pool thread."""
+    if callable(frames):
+        if task.is_cancelled():
+            return []
+        frames = frames()
+    if callable(reference):
+        reference = reference()
     contrast = settings.contrast
     if contrast == "shared":
         contrast = preview.reference_range(reference, family, settings.mode, settings.time_index)
@@ -62,5 +69,7 @@ class ThumbRenderer(Background):
         super().__init__(parent, threads=threads or ideal_threads(), name="thumbnails")
 
     def render(self, rows, frames, family, settings: ThumbSettings, reference=None) -> Task:
-        rows, frames = list(rows), list(frames)
+        """``frames``: the rows' frames, or a function returning them (called on the pool thread)."""
+        rows = list(rows)
+        frames = frames if callable(frames) else list(frames)
         return self.submit(lambda task: render_thumbnails(task, rows, frames, family, settings, reference), rows)

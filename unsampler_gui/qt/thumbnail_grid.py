@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView, QSpinBox, QStyle,
+                               QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+
+from ..core.errors import BadParameterError
 
 from .frame_store import FrameStore
 from .thumbnail_model import ThumbnailModel
@@ -134,15 +138,17 @@ class ThumbnailGrid(QListView):
     # -- selection ------------------------------------------------------------------------------
 
     def current_frame(self) -> int:
+        """The frame of the current cell (-1 when none)."""
         idx = self.currentIndex()
-        return idx.row() if idx.isValid() else -1
+        return self._model.frame_of(idx.row()) if idx.isValid() else -1
 
     @Slot(int)
-    def select_frame(self, step: int) -> None:
-        """Make ``step`` current and scroll to it (emits ``frameSelected`` if it changed)."""
-        if not 0 <= step < self._model.row_count():
+    def select_frame(self, frame: int) -> None:
+        """Make the cell of ``frame`` current (the one before it when the stride skips it) and scroll to it
+        (emits ``frameSelected`` if the cell changed)."""
+        if not 0 <= frame < self._store.n_steps or not self._model.row_count():
             return
-        idx = self._model.index(step)
+        idx = self._model.index(self._model.row_of(frame))
         if idx != self.currentIndex():
             self.setCurrentIndex(idx)
         self._scroll_when_laid_out(idx)
@@ -168,7 +174,48 @@ class ThumbnailGrid(QListView):
 
     def _on_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         if current.isValid() and current.row() != (previous.row() if previous.isValid() else -1):
-            self.frameSelected.emit(current.row())
+            self.frameSelected.emit(self._model.frame_of(current.row()))
+
+    # -- stride and jumps -----------------------------------------------------------------------
+
+    def set_stride(self, k: int) -> None:
+        """Show every ``k``-th frame (0: an automatic choice for each sequence); the current frame stays."""
+        cur = self.current_frame()
+        self._model.set_stride(k)
+        if cur >= 0:
+            self.select_frame(cur)
+
+    def stride(self) -> int:
+        return self._model.stride
+
+    def frame_for(self, text: str) -> int:
+        """The frame a "go to" text names: a frame number ("250"), or a sigma ("σ 3.2", "s=3.2", "sigma 3.2")."""
+        t = text.strip().lower().replace("\u03c3", "sigma ")
+        st = self._store
+        if not st.n_steps:
+            raise BadParameterError("no frames to go to")
+        for prefix in ("sigma", "s=", "s"):
+            if t.startswith(prefix) and t[len(prefix):].strip(" =:"):
+                try:
+                    sigma = float(t[len(prefix):].strip(" =:"))
+                except ValueError:
+                    break
+                return int(np.argmin(np.abs(st.sigmas - sigma)))
+        try:
+            f = int(t)
+        except ValueError:
+            raise BadParameterError(f"go to: {text.strip()!r} is neither a frame number nor a sigma (\u03c3 2.5)")
+        if not 0 <= f < st.n_steps:
+            raise BadParameterError(f"go to: frame {f} is outside 0..{st.n_steps - 1}")
+        return f
+
+    def go_to(self, text: str) -> int:
+        """Select the frame ``text`` names (``frame_for``) and return it; emits ``frameSelected``."""
+        f = self.frame_for(text)
+        if self._model.stride > 1 and f % self._model.stride:
+            self.set_stride(1)  # the frame asked for gets its own cell
+        self.select_frame(f)
+        return f
 
     # -- options --------------------------------------------------------------------------------
 
@@ -247,6 +294,58 @@ class ThumbnailGrid(QListView):
     def closeEvent(self, event) -> None:
         self._model.drop_queued()
         super().closeEvent(event)
+
+
+class GridPane(QWidget):
+    """The grid under a bar: the stride (every k-th frame, 0 = auto) and a "go to" box (a frame or a sigma)."""
+
+    def __init__(self, grid: ThumbnailGrid, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.grid = grid
+        self.stride_spin = QSpinBox(self)
+        self.stride_spin.setRange(0, 100000)
+        self.stride_spin.setSpecialValueText("auto")
+        self.stride_spin.setPrefix("every ")
+        self.stride_spin.setToolTip("Show every k-th frame (auto: the whole sequence in a few screens)")
+        self.stride_spin.valueChanged.connect(grid.set_stride)
+        self.goto_edit = QLineEdit(self)
+        self.goto_edit.setPlaceholderText("go to frame or \u03c3 …")
+        self.goto_edit.setToolTip("A frame number (250), or a sigma (\u03c3 3.2): the nearest frame is selected")
+        self.goto_edit.setClearButtonEnabled(True)
+        self.goto_edit.returnPressed.connect(self._go)
+        self.info = QLabel(self)
+        self.info.setTextFormat(Qt.TextFormat.PlainText)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.addWidget(QLabel("Frames:", self))
+        bar.addWidget(self.stride_spin)
+        bar.addWidget(self.goto_edit, 1)
+        bar.addWidget(self.info)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addLayout(bar)
+        lay.addWidget(grid, 1)
+        grid.model().modelReset.connect(self._show_info)
+        self.stride_spin.setValue(0)
+        grid.set_stride(0)
+        self._show_info()
+
+    def _go(self) -> None:
+        try:
+            f = self.grid.go_to(self.goto_edit.text())
+        except BadParameterError as e:
+            self.info.setText(str(e))
+            return
+        self._show_info(f)
+
+    def _show_info(self, frame: Optional[int] = None) -> None:
+        m, st = self.grid.thumbnail_model(), self.grid.store
+        n = st.n_steps
+        text = f"{n} frames, every {m.stride}" if n else "no frames"
+        if frame is not None:
+            text += f"  \u2192 frame {frame}, step {st.schedule_step(frame)}, \u03c3 {st.sigma(frame):.4g}"
+        self.info.setText(text)
 
 
 def link(grid: "ThumbnailGrid", viewer, selection: bool = True) -> None:

@@ -1,4 +1,10 @@
-"""A list model over a ``FrameStore``: one row per available step, thumbnails made lazily.
+"""A list model over a ``FrameStore``: one row per shown frame, thumbnails made lazily.
+
+Row ``r`` shows frame ``r * stride`` (``frame_of``; ``row_of`` is the inverse, rounding down). The stride is
+1 by default; ``set_stride(0)`` makes it automatic (about ``auto_stride``'s 400 cells over the sequence,
+chosen again for each new sequence), so that 10,000 near-identical frames are seen at a glance.
+Frames are fetched on the renderer's threads (``FrameStore.getters``): a frame of a live sequence is
+made there, never on the GUI thread.
 
 ``data(index, DecorationRole)`` returns the cached QImage of a row, or a placeholder after asking
 the renderer for it; only rows that a view paints are ever asked for. Requests made during one paint
@@ -17,6 +23,7 @@ from PySide6.QtCore import QObject, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage
 
 from ..core.pictures import format_sigma
+from ..core.sequence import auto_stride
 from .frame_store import FrameStore
 from .thumb_renderer import ThumbRenderer, ThumbSettings
 
@@ -24,8 +31,9 @@ from .thumb_renderer import ThumbRenderer, ThumbSettings
 StepRole = Qt.ItemDataRole.UserRole + 1  # the node's step index (int)
 SigmaRole = Qt.ItemDataRole.UserRole + 2  # model-space sigma (float)
 RawSigmaRole = Qt.ItemDataRole.UserRole + 3  # raw-space sigma, sigma / scale_factor (float)
-CaptionRole = Qt.ItemDataRole.UserRole + 4  # "step", "σ sigma" (tuple of two str)
+CaptionRole = Qt.ItemDataRole.UserRole + 4  # "frame", "σ sigma" (tuple of two str)
 ReadyRole = Qt.ItemDataRole.UserRole + 5  # True when the thumbnail is rendered (never triggers rendering)
+FrameRole = Qt.ItemDataRole.UserRole + 6  # the frame number of the row (int)
 
 #: Thumbnails kept in memory, at most (and at most CACHE_BYTES of pixels).
 CACHE_ITEMS = 2000
@@ -93,6 +101,9 @@ class ThumbnailModel(QStringListModel):
         self._renderer.failed.connect(self._on_render_failed)
         self._settings = ThumbSettings()
         self._rows = 0
+        self._stride = 1
+        self._want_stride = 1
+        self._auto_stride = False
         self._cache = ThumbnailCache(cache_items, cache_bytes)
         self._pending: set = set()  # rows asked for, not yet delivered
         self._queue: list = []  # rows asked for during this paint, not yet sent
@@ -128,6 +139,31 @@ class ThumbnailModel(QStringListModel):
         """The number of rows, without a round trip through Qt."""
         return self._rows
 
+    @property
+    def stride(self) -> int:
+        """Every how many frames a row is shown."""
+        return self._stride
+
+    @property
+    def stride_is_auto(self) -> bool:
+        return self._auto_stride
+
+    def set_stride(self, k: int) -> None:
+        """Show every ``k``-th frame (0: choose automatically for each sequence)."""
+        self._auto_stride = int(k) <= 0
+        self._want_stride = max(1, int(k))
+        self._layout_rows()
+
+    def _stride_for(self, n: int) -> int:
+        return auto_stride(n) if self._auto_stride else self._want_stride
+
+    def frame_of(self, row: int) -> int:
+        return row * self._stride
+
+    def row_of(self, frame: int) -> int:
+        """The row that shows ``frame``, or the one before it when the stride skips it."""
+        return max(0, min(self._rows - 1, int(frame) // self._stride))
+
     def flags(self, index):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
@@ -140,19 +176,22 @@ class ThumbnailModel(QStringListModel):
             return self.decoration(row)
         if role == ReadyRole:
             return row in self._cache
+        f = self.frame_of(row)
         if role == Qt.ItemDataRole.DisplayRole:
-            return str(s.position(row))
+            return str(f)
         if role == CaptionRole:
             return self.caption(row)
+        if role == FrameRole:
+            return f
         if role == StepRole:
-            return s.position(row)
+            return s.position(f)
         if role == SigmaRole:
-            return s.sigma(row)
+            return s.sigma(f)
         if role == RawSigmaRole:
-            return s.raw_sigma(row)
+            return s.raw_sigma(f)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"step {s.position(row)}\nsigma {s.sigma(row):.6g} (model space)\n"
-                    f"raw {s.raw_sigma(row):.6g} (sigma / scale_factor)")
+            return (f"frame {f} of {s.n_steps}\nstep {s.schedule_step(f)} of the schedule\n"
+                    f"\u03c3 {s.sigma(f):.6g} (model space)\nraw {s.raw_sigma(f):.6g} (sigma / scale_factor)")
         return None
 
     def decoration(self, row: int) -> QImage:
@@ -165,8 +204,9 @@ class ThumbnailModel(QStringListModel):
         return img
 
     def caption(self, row: int) -> tuple:
-        s = self._store
-        return str(s.position(row)), f"\u03c3 {format_sigma(s.sigma(row))}"
+        """("frame i", "σ sigma") of a row; its schedule step is in the tooltip and the viewer."""
+        s, f = self._store, self.frame_of(row)
+        return f"frame {f}", f"\u03c3 {format_sigma(s.sigma(f))}"
 
     # -- settings -------------------------------------------------------------------------------
 
@@ -192,7 +232,7 @@ class ThumbnailModel(QStringListModel):
 
     def request(self, row: int) -> None:
         """Ask for a row's thumbnail (batched: sent when the current paint is over)."""
-        if row in self._pending or row in self._cache or not self._store.has(row):
+        if row in self._pending or row in self._cache or not self._store.has(self.frame_of(row)):
             return
         self._pending.add(row)
         self._queue.append(row)
@@ -216,18 +256,19 @@ class ThumbnailModel(QStringListModel):
         self._flush()
 
     def _flush(self) -> None:
-        rows = [r for r in self._queue if self._store.has(r) and r not in self._cache]
+        rows = [r for r in self._queue if self._store.has(self.frame_of(r)) and r not in self._cache]
         self._queue.clear()
         if not rows:
             return
         s, st = self._settings, self._store
-        reference = st.frame(0, s.item) if s.contrast == "shared" and st.has(0) else None
-        settings = s if reference is not None or s.contrast != "shared" else dataclasses.replace(s, contrast="auto")
+        shared = s.contrast == "shared" and st.has(0)
+        reference = st.getter(0, s.item) if shared else None
+        settings = s if shared or s.contrast != "shared" else dataclasses.replace(s, contrast="auto")
         self.renderRequested.emit(list(rows))
         for i in range(0, len(rows), BATCH_ROWS):
             part = rows[i:i + BATCH_ROWS]
-            frames = [st.frame(r, s.item) for r in part]
-            self._renderer.render(part, frames, st.family, settings, reference)
+            fetch = st.getters([self.frame_of(r) for r in part], s.item)  # called on the renderer's thread
+            self._renderer.render(part, fetch, st.family, settings, reference)
 
     def _on_rendered(self, asked, images) -> None:  # only answers for the current settings and run arrive
         self._pending.difference_update(asked)
@@ -260,6 +301,16 @@ class ThumbnailModel(QStringListModel):
 
     # -- store ----------------------------------------------------------------------------------
 
+    def _layout_rows(self) -> None:
+        n = self._store.n_steps
+        stride = self._stride_for(n)
+        if stride == self._stride and self._rows == -(-n // stride):
+            return
+        self._invalidate()
+        self._stride = stride
+        self._rows = -(-n // stride)
+        self.setStringList([""] * self._rows)  # resets the model (one modelReset for the views)
+
     def _on_reset(self) -> None:
         self._invalidate()
         st = self._store
@@ -269,14 +320,17 @@ class ThumbnailModel(QStringListModel):
         if mode != "rgb" and not 0 <= int(mode) < max(1, st.channels):
             mode = "rgb"
         self._settings = dataclasses.replace(self._settings, item=item, time_index=t, mode=mode)
-        # every planned step has its cell from the start: no relayout as frames arrive
-        self._rows = st.n_steps
+        # every frame shown has its cell from the start: no relayout as frames arrive
+        n = st.n_steps
+        self._stride = self._stride_for(n)
+        self._rows = -(-n // self._stride)
         self.setStringList([""] * self._rows)  # resets the model (one modelReset for the views)
 
     def _on_frames_added(self, start: int, stop: int) -> None:
         """Frames arrived: their cells swap the placeholder for a thumbnail (only visible ones ask for one)."""
-        if stop > start and start < self._rows:
-            self.dataChanged.emit(self.index(start), self.index(min(stop, self._rows) - 1),
+        lo, hi = -(-start // self._stride), -(-stop // self._stride)  # rows whose frames are in start..stop-1
+        if hi > lo and lo < self._rows:
+            self.dataChanged.emit(self.index(lo), self.index(min(hi, self._rows) - 1),
                                   [Qt.ItemDataRole.DecorationRole])
 
     def shutdown(self) -> None:
@@ -287,5 +341,5 @@ class ThumbnailModel(QStringListModel):
         return self._renderer.wait(msecs)
 
 
-__all__ = ["ThumbnailModel", "ThumbnailCache", "StepRole", "SigmaRole", "RawSigmaRole", "CaptionRole", "ReadyRole",
+__all__ = ["ThumbnailModel", "ThumbnailCache", "StepRole", "SigmaRole", "RawSigmaRole", "CaptionRole", "ReadyRole", "FrameRole",
            "CACHE_ITEMS", "CACHE_BYTES"]
