@@ -151,6 +151,7 @@ def test_the_checkpoint_line_and_form_do_not_jump(window, qtbot, tmp_path):
 
 # -- the export dialog --------------------------------------------------------------------------------------
 def test_export_dialog_controls_and_help_are_whole(window, qtbot):
+    qtbot.waitUntil(lambda: window.panel.estimate() is not None, timeout=WAIT_MS)  # the frames are known
     for kind in (LATENT, COMFYUI):
         dlg = window.open_export(kind)
         qtbot.addWidget(dlg)

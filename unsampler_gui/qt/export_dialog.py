@@ -199,7 +199,7 @@ class ExportDialog(QDialog):
         from ..core.export import select_positions
         n = self.n_steps()
         if n == 0:
-            raise core.BadParameterError("no frames: run first, or check start and end")
+            raise core.BadParameterError("no frames: check start and end (or wait until the plan is made)")
         a, b = self.first.value(), self.last.value()
         if b < a:
             raise core.BadParameterError(f"the range {a}..{b} is empty")
