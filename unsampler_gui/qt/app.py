@@ -263,6 +263,18 @@ class StartupError(RuntimeError):
     """A start-up problem with a message meant for the user as is."""
 
 
+def check_platform_libraries() -> None:
+    """Before Qt loads its X11 plugin (which aborts the process when a library is missing): name the missing
+    libraries and their packages, in the log and in a StartupError (shown by the platform's own dialog)."""
+    from .native_message import missing_xcb_libraries, xcb_message
+
+    missing = missing_xcb_libraries()
+    if missing:
+        log.error("missing X11 libraries: %s; Debian/Ubuntu packages: %s", " ".join(lib for lib, _ in missing),
+                  " ".join(dict.fromkeys(p for _, p in missing if p)))
+        raise StartupError(xcb_message(missing))
+
+
 def _short(exc: BaseException) -> str:
     if isinstance(exc, StartupError):
         return str(exc)
@@ -317,6 +329,7 @@ def main(argv=None) -> int:
         if not has_display():
             raise StartupError("no display: Unsampler's window needs a desktop session (DISPLAY or WAYLAND_DISPLAY "
                                "is not set); for scripts and servers use the `unsampler` command line")
+        check_platform_libraries()
         app = create_application(_qt_args(argv))
         from .errors import install_excepthook
         win = build_window(args)

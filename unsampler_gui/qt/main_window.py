@@ -333,9 +333,8 @@ class MainWindow(QMainWindow):
                                                 self.settings.comfy_root or os.path.expanduser("~"))
         if path:
             try:
-                from ..core.comfy_paths import looks_like_comfyui
-                if not looks_like_comfyui(path):
-                    raise core.BadParameterError(f"{path} does not look like ComfyUI (no main.py and comfy/ folder)")
+                from ..core.comfy_paths import resolve_comfy_folder
+                resolve_comfy_folder(path)
             except core.UnsamplerError as e:
                 self.show_error("ComfyUI folder", str(e))
                 return

@@ -35,9 +35,22 @@ class Settings:
         return str(v) if v is not None else default
 
     def folder(self, kind: str) -> str:
-        """The last folder used for ``kind`` ("latent", "checkpoint", "export"), or the home folder."""
+        """The last folder used for ``kind`` ("latent", "checkpoint", "export"); else the ComfyUI folder's own
+        (``output/latents`` or ``input``, ``models/checkpoints``); else the home folder. Choosing a ComfyUI folder
+        forgets the last latent and checkpoint folders, so the dialogs start there."""
         f = self._str(f"folders/{kind}")
-        return f if f and os.path.isdir(f) else os.path.expanduser("~")
+        if f and os.path.isdir(f):
+            return f
+        if self.comfy_root:
+            from ..core.comfy_paths import resolve_comfy_folder
+            from ..core.errors import UnsamplerError
+            try:
+                start = resolve_comfy_folder(self.comfy_root).start_folder(kind)
+            except UnsamplerError:
+                start = None
+            if start is not None:
+                return str(start)
+        return os.path.expanduser("~")
 
     def set_folder(self, kind: str, path: str) -> None:
         folder = path if os.path.isdir(path) else os.path.dirname(path)
@@ -50,6 +63,9 @@ class Settings:
 
     @comfy_root.setter
     def comfy_root(self, path: str) -> None:
+        if (path or "") != self.comfy_root:
+            for kind in ("latent", "checkpoint"):
+                self.q.remove(f"folders/{kind}")
         self.q.setValue("comfyui/root", path or "")
 
     @property
