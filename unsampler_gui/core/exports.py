@@ -14,6 +14,8 @@ A new export kind is one more entry in ``EXPORTS`` (and its writer, when core ha
 """
 from __future__ import annotations
 
+import json
+
 import math
 import os
 from dataclasses import dataclass, field
@@ -177,6 +179,21 @@ def _plan(source: ExportSource) -> Plan:
     return unsample.plan_unsample(source.spec)
 
 
+def sigmas_for_clipboard(source: ExportSource, as_json: bool = False) -> str:
+    """The sigmas as the Sigmas exports write them, for the clipboard: ManualSigmas text of the full schedule
+    (high to low, as a sampler takes it), or the JSON document (schedule, the node's slice and the raw sigmas)."""
+    from .export import sigmas_document
+    from .sigma_format import manual_sigmas_text
+
+    plan = _plan(source)
+    if as_json:
+        return json.dumps(sigmas_document(plan), indent=1)
+    try:
+        return manual_sigmas_text(plan.schedule.tolist())
+    except ValueError as e:
+        raise BadParameterError(str(e)) from None
+
+
 def _write_sigmas_json(source, req: ExportRequest, rep) -> str:
     from .export import export_sigmas_json
 
@@ -320,5 +337,5 @@ def options_from_cli(kind: ExportKind, args) -> dict:
 
 
 __all__ = ["EXPORTS", "ExportKind", "ExportOption", "ExportRequest", "ExportSource", "export_job", "all_options",
-           "add_cli_options", "options_from_cli", "LATENT", "COMFYUI", "SIGMAS_JSON", "SIGMAS_TEXT", "SHEET",
+           "add_cli_options", "options_from_cli", "sigmas_for_clipboard", "LATENT", "COMFYUI", "SIGMAS_JSON", "SIGMAS_TEXT", "SHEET",
            "ANIMATION", "SCHEDULE", "FRAMES", "FILE", "COMFYUI_INPUT"]

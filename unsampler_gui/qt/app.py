@@ -205,8 +205,13 @@ def build_window(args: argparse.Namespace, settings=None):
     if skipped:
         win.show_status(f"skipped {len(skipped)} family file(s): {skipped[0]}")
     model = args.model
+    last_latent, last_model = win.settings.last_file("latent"), win.settings.last_file("checkpoint")
     if args.latent:
         win.open_file(args.latent)
+    elif last_latent and model is None:  # the latent and checkpoint open at the last close, if they still exist
+        win.open_file(last_latent)
+        if last_model:
+            win.open_model(last_model)
     else:
         opened_sample = False
         if model is None or _family_takes_sample(model):

@@ -12,8 +12,8 @@ import logging
 import os
 from typing import Optional
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QScrollArea, QToolButton, QWidget)
 
@@ -22,6 +22,7 @@ from ..core.exports import EXPORTS, LATENT
 from ..core.inputs import OPENABLE_EXTS
 from ..core.session import Session
 from . import errors, resource_path
+from .actions import install as install_conveniences
 from .export_dialog import ExportDialog
 from .family_dialog import define_family
 from .frame_store import FrameStore
@@ -169,6 +170,7 @@ class MainWindow(QMainWindow):
         h = mb.addMenu("&Help")
         self._action(h, "Show &log file", self.show_log)
         self._action(h, "&About Unsampler", self.about)
+        self.extras = install_conveniences(self, f, h)  # Edit menu, recent files, shortcuts (qt/actions.py)
 
     def _connect(self) -> None:
         p, w, r = self.panel, self.worker, self.runner
@@ -353,8 +355,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def show_log(self) -> None:
-        if errors.LOG_PATH:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(errors.LOG_PATH)))
+        self.extras.show_log_file()
 
     @Slot()
     def about(self) -> None:

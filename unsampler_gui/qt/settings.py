@@ -105,5 +105,33 @@ class Settings:
     def set_last_params(self, params: run_params.RunParams) -> None:
         self.q.setValue("params/last", json.dumps(run_params.to_dict(params)))
 
+    # -- recent files, and what was open last -------------------------------------------------------
+    RECENT_MAX = 10
+
+    def recent_files(self) -> list:
+        """The files opened lately, newest first (those that still exist)."""
+        try:
+            v = json.loads(self._str("files/recent", "[]"))
+        except json.JSONDecodeError:
+            v = []
+        return [p for p in v if isinstance(p, str) and os.path.exists(p)][:self.RECENT_MAX] if isinstance(v, list) \
+            else []
+
+    def add_recent(self, path: str) -> None:
+        path = os.path.abspath(path)
+        files = [path] + [p for p in self.recent_files() if p != path]
+        self.q.setValue("files/recent", json.dumps(files[:self.RECENT_MAX]))
+
+    def clear_recent(self) -> None:
+        self.q.setValue("files/recent", "[]")
+
+    def last_file(self, kind: str) -> str:
+        """The ``latent`` or ``checkpoint`` open when the app was last closed, if it still exists; else ""."""
+        p = self._str(f"files/last_{kind}")
+        return p if p and os.path.exists(p) else ""
+
+    def set_last_file(self, kind: str, path: str) -> None:
+        self.q.setValue(f"files/last_{kind}", path or "")
+
     def sync(self) -> None:
         self.q.sync()
