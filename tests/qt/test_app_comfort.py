@@ -157,3 +157,18 @@ def test_open_dialogs_start_in_the_comfyui_folder(settings, tmp_path):
     assert settings.folder("checkpoint") == str(root / "models" / "checkpoints")
     settings.set_folder("latent", str(tmp_path))  # a folder the user went to since wins
     assert settings.folder("latent") == str(tmp_path)
+
+
+def test_contact_sheet_shows_the_viewers_batch_item(qtbot, window, set_steps, run_and_wait, tmp_path):
+    lat = tmp_path / "two.latent"
+    write_latent(lat, torch.randn(2, 4, 8, 8))
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.open_file(str(lat))
+    set_steps(window, 6)
+    run_and_wait(window)
+    window.viewer.set_batch_item(1)
+    assert window.viewer.batch_item == 1
+    dlg = window.open_export("contact_sheet")
+    assert dlg.option_widgets[("contact_sheet", "item")].value() == 1
+    assert dlg.options()["item"] == 1
+    dlg.reject()

@@ -197,7 +197,8 @@ class ExportDialog(QDialog):
         a, b = self.first.value(), self.last.value()
         if b < a:
             raise core.BadParameterError(f"the range {a}..{b} is empty")
-        return select_positions(n, a, b + 1, self.every.value(), reverse=self.reversed.isChecked())
+        return select_positions(n, a, b + 1, self.every.value(), reverse=self.reversed.isChecked(),
+                                keep_end=self.export_kind().keeps_end)
 
     def option_widget(self, name: str) -> QWidget:
         """The widget of the current kind's option ``name``."""

@@ -326,6 +326,9 @@ class MainWindow(QMainWindow):
             self._export.deleteLater()
         self._export = ExportDialog(self.session.export_source(), self.settings, kind, self)
         self._export.exported.connect(lambda path: self.show_status(f"saved {path}"))
+        for (_kind, name), w in self._export.option_widgets.items():
+            if name == "item":  # the pictures show the batch item the viewer shows
+                w.setValue(min(self.viewer.batch_item, w.maximum()))
         self._export.open()
         return self._export
 
