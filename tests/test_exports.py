@@ -152,3 +152,15 @@ def test_sheet_title_is_cut_to_the_sheet(tmp_path):
     im, im0 = Image.open(p), Image.open(plain)
     assert im.size[0] == im0.size[0] and im.size[1] > im0.size[1]  # a line above the cells, no wider
     assert im.text["Title"] == long and not getattr(im0, "text", {})
+
+
+def test_to_comfyui_into_a_desktop_user_folder(tmp_path):
+    """ComfyUI Desktop's user folder (no main.py) takes the export in its input/, named as SaveLatent names."""
+    user = tmp_path / "Documents" / "ComfyUI"
+    for name in ("input", "output", "models", "user", "custom_nodes"):
+        (user / name).mkdir(parents=True)
+    with_result, _ = _sources(_spec())
+    out = export_job("comfyui", with_result, None, list(range(10)), False,
+                     {"comfy_root": str(user), "stem": "mine"})(core.Reporter())
+    assert out == str(user / "input" / "mine_00001_.latent")
+    assert load_file(out)["latent_tensor"].shape[0] == 20

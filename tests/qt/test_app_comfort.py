@@ -172,3 +172,20 @@ def test_contact_sheet_shows_the_viewers_batch_item(qtbot, window, set_steps, ru
     assert dlg.option_widgets[("contact_sheet", "item")].value() == 1
     assert dlg.options()["item"] == 1
     dlg.reject()
+
+
+def test_settings_comfyui_folder_takes_a_desktop_user_folder(qtbot, window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    user = tmp_path / "ComfyUI"
+    for name in ("input", "output", "models/checkpoints", "user", "custom_nodes"):
+        (user / name).mkdir(parents=True)
+    shown = []
+    monkeypatch.setattr(window, "show_error", lambda title, text: shown.append(text))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path)))
+    window.choose_comfy_folder()  # a plain folder is refused, with what is accepted
+    assert shown and "Desktop's user folder" in shown[0] and window.settings.comfy_root == ""
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(user)))
+    window.choose_comfy_folder()
+    assert window.settings.comfy_root == str(user) and len(shown) == 1
+    assert window.settings.folder("checkpoint") == str(user / "models" / "checkpoints")

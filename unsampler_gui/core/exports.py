@@ -234,7 +234,7 @@ def _write_comfyui(source, req: ExportRequest, rep) -> str:
 
     root = str(req.options.get("comfy_root") or "").strip()
     if not root:
-        raise BadParameterError("choose the ComfyUI folder (the one that holds main.py)")
+        raise BadParameterError("choose the ComfyUI folder (the install, or ComfyUI Desktop's user folder)")
     target = unique_latent_name(comfy_input_dir(root), str(req.options.get("stem") or source.stem))
     return _write_latent(source, req, rep, str(target))
 

@@ -158,7 +158,7 @@ class ExportDialog(QDialog):
         self.browse.clicked.connect(self._browse)
         self.path_row = _row(self.path, self.browse)
         self.comfy_root = QLineEdit(self.settings.comfy_root)
-        self.comfy_root.setPlaceholderText("the folder that holds ComfyUI's main.py")
+        self.comfy_root.setPlaceholderText("ComfyUI's folder: the install, or Desktop's user folder")
         self.comfy_browse = QPushButton("Browse…")
         self.comfy_browse.clicked.connect(self._browse_comfy)
         self.comfy_row = _row(self.comfy_root, self.comfy_browse)
@@ -299,7 +299,8 @@ class ExportDialog(QDialog):
             path = self.target_path()
             if k.destination == COMFYUI_INPUT:
                 if not self.comfy_root.text().strip():
-                    raise core.BadParameterError("choose the ComfyUI folder (the one that holds main.py)")
+                    raise core.BadParameterError("choose the ComfyUI folder (the install, or ComfyUI Desktop's "
+                                                 "user folder)")
                 self.settings.comfy_root = self.comfy_root.text().strip()
             elif not path:
                 raise core.BadParameterError("choose a file to save to")
