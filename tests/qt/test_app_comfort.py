@@ -189,3 +189,22 @@ def test_settings_comfyui_folder_takes_a_desktop_user_folder(qtbot, window, monk
     window.choose_comfy_folder()
     assert window.settings.comfy_root == str(user) and len(shown) == 1
     assert window.settings.folder("checkpoint") == str(user / "models" / "checkpoints")
+
+
+def test_the_checkpoint_is_remembered_and_restored(qtbot, window, settings, tmp_path):
+    import ckpt_factory as cf
+
+    path = tmp_path / "my_sdxl.safetensors"
+    cf.write_safetensors(path, cf.minimal_entries("SDXL"))
+    with qtbot.waitSignal(window.panel.modelChanged, timeout=WAIT_MS):
+        window.panel.open_checkpoint(str(path))
+    assert settings.last_file("checkpoint") == str(path) and str(path) in settings.recent_files()
+    window.close()
+    from unsampler_gui.qt.app import build_window, parse_args
+    win2 = build_window(parse_args([]), settings)
+    qtbot.addWidget(win2)
+    qtbot.waitUntil(lambda: win2.panel.model_source() == str(path), timeout=WAIT_MS)
+    assert win2.panel.family_name() == "SDXL"
+    win2.panel.set_family("SD15")  # a built-in family chosen by hand: nothing to restore next time
+    assert settings.last_file("checkpoint") == ""
+    win2.close()

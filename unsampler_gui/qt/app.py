@@ -198,20 +198,23 @@ def build_window(args: argparse.Namespace, settings=None):
     from .family_dialog import load_startup_families
     from .main_window import MainWindow
 
+    from .settings import Settings
+
     skipped = load_startup_families()  # <config>/families/*.json, before the family list is built
+    settings = settings if settings is not None else Settings()
+    # the files open at the last close, read before the window's own start changes them
+    last_latent, last_model = settings.last_file("latent"), settings.last_file("checkpoint")
     win = MainWindow(settings)
     for problem in skipped:
         log.warning("skipped family file %s", problem)
     if skipped:
         win.show_status(f"skipped {len(skipped)} family file(s): {skipped[0]}")
     model = args.model
-    last_latent, last_model = win.settings.last_file("latent"), win.settings.last_file("checkpoint")
+    restore = not args.latent and model is None  # no files named: those open at the last close, if still there
     if args.latent:
         win.open_file(args.latent)
-    elif last_latent and model is None:  # the latent and checkpoint open at the last close, if they still exist
+    elif restore and last_latent:
         win.open_file(last_latent)
-        if last_model:
-            win.open_model(last_model)
     else:
         opened_sample = False
         if model is None or _family_takes_sample(model):
@@ -220,6 +223,8 @@ def build_window(args: argparse.Namespace, settings=None):
             win.show_status("open a .latent file (File > Open latent…) or drop one on the window")
     if model:
         win.open_model(model)
+    elif restore and last_model:
+        win.open_model(last_model)
     if args.steps:
         win.panel.set_params({"steps": args.steps, "end_at_step": max(args.steps, 10000)}, family=False)
     return win
