@@ -43,10 +43,17 @@ def first_paint_child(t0: float) -> None:
     QTimer.singleShot(20000, app.quit)
     app.exec()
     win.shutdown()
-    print(json.dumps({"first_paint": painted.get("t")}))
+    heavy = [m for m in HEAVY_MODULES if m in sys.modules]
+    print(json.dumps({"first_paint": painted.get("t"), "heavy_modules": heavy}))
 
 
-def time_to_first_paint(repeats: int = 3) -> float:
+#: Modules the start must never load (diffusers and transformers are for reading model folders, later).
+HEAVY_MODULES = ("diffusers", "transformers", "scipy", "matplotlib")
+#: The README's claim: the window paints within this many seconds of launch (median of fresh starts).
+FIRST_PAINT_TARGET_S = 1.5
+
+
+def time_to_first_paint(repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         env = dict(os.environ, UNSAMPLER_SETTINGS=os.path.join(ROOT, ".bench-settings.ini"))
@@ -54,7 +61,10 @@ def time_to_first_paint(repeats: int = 3) -> float:
                            text=True, timeout=120, env=env)
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
-        times.append(json.loads(r.stdout.strip().splitlines()[-1])["first_paint"])
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        if out.get("heavy_modules"):
+            raise RuntimeError(f"the start loaded {out['heavy_modules']}")
+        times.append(out["first_paint"])
     try:
         os.unlink(os.path.join(ROOT, ".bench-settings.ini"))
     except OSError:
@@ -155,8 +165,8 @@ def main() -> int:
 
     rows = []
     fp = time_to_first_paint()
-    rows.append(("GUI: window first paint after launch", "-", f"{fp:.2f} s", "-", "-", "<= 2.5 s",
-                 "pass" if fp <= 2.5 else "MISS"))
+    rows.append(("GUI: window first paint after launch (median of 5 fresh starts)", "-", f"{fp:.2f} s", "-", "-",
+                 f"<= {FIRST_PAINT_TARGET_S} s", "pass" if fp <= FIRST_PAINT_TARGET_S else "MISS"))
     runs = []
     for _ in range(3):  # each run in a fresh process; the median of the three runs' longest stalls
         r = subprocess.run([sys.executable, __file__, "--run-child"], capture_output=True, text=True, timeout=600)

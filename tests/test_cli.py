@@ -232,7 +232,7 @@ def test_export_pictures(tmp_path):
     r = _export(tmp_path, "contact_sheet", "-o", tmp_path / "sheet.png", "--cell", "64", batch=2)
     assert r.returncode == 0, r.stderr
     w, h = Image.open(tmp_path / "sheet.png").size
-    assert w == 4 * (64 + 4) and 3 * 64 < h < 4 * 64  # 12 cells of 64 px (and a 2 px pad), 4 x 3
+    assert w == 4 * (64 + 4) and 3 * 64 + 18 < h < 4 * 64 + 24  # 12 cells of 64 px (2 px pad), 4 x 3, a title
     r = _export(tmp_path, "animation", "-o", tmp_path / "anim.gif", "--every", "3", "--size", "48", "--item", "1",
                 batch=2)
     assert r.returncode == 0, r.stderr

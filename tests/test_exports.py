@@ -108,3 +108,59 @@ def test_cancel_leaves_no_file(tmp_path):
         with pytest.raises(core.Cancelled):
             export_job(kind, src, str(tmp_path / name), list(range(10)), False, {})(Cancelling())
     assert not [p for p in tmp_path.iterdir()]
+
+
+def test_contact_sheet_title_metadata_item_and_last_frame(tmp_path):
+    """The sheet (issue 15): a title line with model, sampler, scheduler and steps; the parameters in the PNG's
+    text chunks; the batch item asked for; and its frame choice always ends on the last, noisiest frame."""
+    from PIL import Image
+
+    from unsampler_gui.core.export import select_positions
+
+    sheet = EXPORTS[exports.SHEET]
+    every = sheet.default_every(10000)
+    pos = sheet.select(10000, 0, 10000, every)
+    assert pos[-1] == 9999 and pos[:-1] == select_positions(10000, 0, 10000, every) and len(pos) == 65
+    assert sheet.select(10000, 0, 10000, every, reverse=True)[0] == 9999
+    assert sheet.select(10, 0, 10, 3) == [0, 3, 6, 9]  # the stride reaches the end: nothing added
+    assert EXPORTS[exports.LATENT].select(10000, 0, 10000, every)[-1] != 9999  # latents keep the exact stride
+
+    spec = _spec(steps=10, batch=2, sampler="euler", scheduler="karras")
+    with_result, _ = _sources(spec)
+    paths = [export_job("contact_sheet", with_result, str(tmp_path / f"s{i}.png"), [0, 9], False,
+                        {"cell": 32, "item": i})(core.Reporter()) for i in (0, 1)]
+    im = Image.open(paths[1])
+    title = im.text["Title"]
+    assert title == exports.sheet_title(spec, 1, 2)
+    assert all(w in title for w in (spec.family.display_name, "euler", "karras", "10 steps", "item 1 of 2"))
+    meta = json.loads(im.text["unsampler"])
+    assert meta["sampler"] == "euler" and meta["scheduler"] == "karras" and meta["steps"] == 10
+    assert meta["frames"] == [0, 9] and im.text["item"] == "1"
+    assert Image.open(paths[0]).tobytes() != im.tobytes()  # the two items' pictures differ
+
+
+def test_sheet_title_is_cut_to_the_sheet(tmp_path):
+    from PIL import Image
+
+    from unsampler_gui.core import pictures
+
+    frames = torch.randn(1, 4, 8, 8)
+    long = "x" * 500
+    p = pictures.contact_sheet(frames, core.get_family("SD15"), [0], [1.0], tmp_path / "t.png", cell=32,
+                               title=long, metadata={"Title": long})
+    plain = pictures.contact_sheet(frames, core.get_family("SD15"), [0], [1.0], tmp_path / "u.png", cell=32)
+    im, im0 = Image.open(p), Image.open(plain)
+    assert im.size[0] == im0.size[0] and im.size[1] > im0.size[1]  # a line above the cells, no wider
+    assert im.text["Title"] == long and not getattr(im0, "text", {})
+
+
+def test_to_comfyui_into_a_desktop_user_folder(tmp_path):
+    """ComfyUI Desktop's user folder (no main.py) takes the export in its input/, named as SaveLatent names."""
+    user = tmp_path / "Documents" / "ComfyUI"
+    for name in ("input", "output", "models", "user", "custom_nodes"):
+        (user / name).mkdir(parents=True)
+    with_result, _ = _sources(_spec())
+    out = export_job("comfyui", with_result, None, list(range(10)), False,
+                     {"comfy_root": str(user), "stem": "mine"})(core.Reporter())
+    assert out == str(user / "input" / "mine_00001_.latent")
+    assert load_file(out)["latent_tensor"].shape[0] == 20

@@ -184,3 +184,30 @@ def test_sigma_exports(tmp_path):
     assert np.array_equal(np.array(vals, dtype=np.float32), r.plan.schedule.numpy())
     j = json.load(open(export_sigmas_json(r.plan, tmp_path / "s.json")))
     assert np.array_equal(np.array(j["raw_sigmas"], dtype=np.float32), r.plan.raw_sigmas.numpy())
+
+
+@pytest.mark.parametrize("head,what", [
+    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + b"\0" * 64, "a PNG picture"),
+    (b"\xff\xd8\xff\xe0\0\x10JFIF" + b"\0" * 64, "a JPEG picture"),
+    (b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 64, "a WebP picture"),
+    (b"PK\x03\x04" + b"\0" * 64, "a zip archive"),
+    (b"hello, this is a plain text file\n" * 3, "a text file"),
+])
+def test_not_safetensors_says_what_the_file_looks_like(tmp_path, head, what):
+    """A PNG or other known file opened as a latent: what it looks like, never an 18-digit 'header length'."""
+    p = tmp_path / "photo.latent"
+    p.write_bytes(head)
+    with pytest.raises(BadFileError) as e:
+        read_latent(p)
+    msg = str(e.value)
+    assert f"not a safetensors file: it looks like {what}" in msg
+    assert not any(len(tok) > 12 and tok.isdigit() for tok in msg.replace("(", " ").split())
+
+
+def test_random_bytes_give_no_huge_number(tmp_path):
+    p = tmp_path / "noise.latent"
+    p.write_bytes(b"\xf3\x9a\x11\xc7\x02\x8e\x77\xd4" + bytes(range(256)) * 4)
+    with pytest.raises(BadFileError, match="not a safetensors file") as e:
+        read_latent(p)
+    assert "header length" in str(e.value)
+    assert not any(len(tok) > 12 and tok.isdigit() for tok in str(e.value).split())

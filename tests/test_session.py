@@ -136,6 +136,10 @@ def test_progress_and_eta():
     assert s.progress(5, 10, 110.0) == ("5/10 frames", "ETA 10 s")
     assert s.progress(10, 10, 120.0) == ("10/10 frames", "")
     assert duration(75) == "1 min 15 s" and duration(3700) == "1 h 01 min"
+    # a slow start (3 s before the first report) does not inflate the rate of the frames that follow
+    s.run_started(200.0)
+    assert s.progress(100, 10000, 203.0)[1] == ""
+    assert s.progress(1100, 10000, 204.0) == ("1100/10000 frames", "ETA 9 s")  # 1000 frames/s; not 32 s
 
 
 def test_memory_warning():

@@ -258,7 +258,6 @@ def cmd_export(args) -> int:
     """Any export the app writes, from the same registry (``core.exports.EXPORTS``)."""
     from .core import exports, params
     from .core.errors import BadParameterError
-    from .core.export import select_positions
 
     kind = exports.EXPORTS[args.kind]
     session = _session(args, params.EXPORT)
@@ -268,7 +267,7 @@ def cmd_export(args) -> int:
     if kind.picks_frames:
         a, b = args.range if args.range is not None else (0, None)
         every = args.every if args.every is not None else kind.default_every(plan.n_steps)
-        positions = tuple(select_positions(plan.n_steps, a, b, every, args.reverse))
+        positions = tuple(kind.select(plan.n_steps, a, b, every, args.reverse))
     path = None
     if kind.destination == exports.FILE:
         if not args.output:

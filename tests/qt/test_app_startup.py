@@ -53,3 +53,23 @@ def test_build_window_with_model_and_latent(qtbot, tmp_path, settings):
 def test_icon_loads(qapp):
     icon = app_mod.app_icon()
     assert not icon.isNull()
+
+
+def test_the_start_never_loads_diffusers(tmp_path):
+    """A fake diffusers (and transformers) on the path notes any import: the start (the smoke test's path through
+    main, the window, the sample) must not import them."""
+    marker = tmp_path / "imported.txt"
+    for name in ("diffusers", "transformers"):
+        pkg = tmp_path / "site" / name
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", UNSAMPLER_SETTINGS=str(tmp_path / "s.ini"),
+               HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path / "site")] + [p for p in sys.path if p]))
+    r = subprocess.run([sys.executable, "-c", "import diffusers, os; os.remove(%r)" % str(marker)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr  # the fake is what an import finds
+    r = subprocess.run([sys.executable, "-m", "unsampler_gui", "--smoke-test"], capture_output=True, text=True,
+                       timeout=180, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not marker.exists(), marker.read_text()

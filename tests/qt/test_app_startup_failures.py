@@ -38,3 +38,44 @@ def test_short_messages():
 
     assert "pip install PySide6-Essentials" in _short(ImportError("No module named 'PySide6'"))
     assert _short(StartupError("no display: x")) == "no display: x"
+
+
+def test_missing_xcb_libraries_are_named(tmp_path):
+    """A library Qt's X11 plugin needs is missing (faked): the platform's dialog (a fake xmessage on PATH) and the
+    log name the library and its Debian package; Qt is never started."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    said = tmp_path / "said.txt"
+    fake = bin_dir / "xmessage"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{said}'\n")
+    fake.chmod(0o755)
+    code = ("import sys, ctypes; from unsampler_gui.qt import native_message as n\n"
+            "gone = {'libxcb-icccm.so.4', 'libxcb-keysyms.so.1'}\n"
+            "def fake(name):\n"
+            "    base = name.rsplit('/', 1)[-1]\n"
+            "    if base in gone: raise OSError(base + ': cannot open shared object file: No such file or directory')\n"
+            "    if base == 'libqxcb.so': raise OSError('libxcb-keysyms.so.1: cannot open shared object file')\n"
+            "n._dlopen = fake\n"
+            "from unsampler_gui.qt.app import main; sys.exit(main([]))")
+    r = _run(code, tmp_path, DISPLAY=":99", PATH=str(bin_dir))  # only the fake dialog program
+    assert r.returncode == 1, r.stderr
+    shown = said.read_text()
+    assert "sudo apt install libxcb-keysyms1 libxcb-icccm4" in shown
+    assert "libxcb-icccm.so.4" in shown and "libxcb-cursor" not in shown
+    log = _log_text(tmp_path)
+    assert "Debian/Ubuntu packages: libxcb-keysyms1 libxcb-icccm4" in log
+
+
+def test_xcb_check_only_when_qt_uses_xcb(monkeypatch):
+    from unsampler_gui.qt import native_message as n
+
+    calls = []
+    monkeypatch.setattr(n, "_dlopen", lambda name: calls.append(name))
+    for env, uses in (({"QT_QPA_PLATFORM": "offscreen", "DISPLAY": ":1"}, False), ({"DISPLAY": ":1"}, True),
+                      ({"DISPLAY": ":1", "WAYLAND_DISPLAY": "wayland-0"}, False), ({"QT_QPA_PLATFORM": "xcb"}, True)):
+        for k in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert n.uses_xcb() is (uses and n.sys.platform.startswith("linux"))
+    assert n.missing_xcb_libraries() == [] and calls[-1].endswith("libqxcb.so")  # the plugin loads: nothing missing

@@ -1,29 +1,111 @@
-"""Where ComfyUI keeps latents: LoadLatent lists the top level of ``<ComfyUI>/input``."""
+"""ComfyUI's folders: which folder the user means (an install, ComfyUI Desktop's user folder, or the folder a
+model-paths file names), where LoadLatent looks (the top level of ``<ComfyUI>/input``), and the model folders
+ComfyUI's ``folder_paths`` searches (with ``extra_model_paths.yaml``)."""
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from .errors import BadParameterError
 
 
+#: The folders of a ComfyUI user folder (ComfyUI Desktop's "base path", or a git install's own folder).
+USER_FOLDER_PARTS = ("input", "output", "models", "user", "custom_nodes")
+#: The model-paths files a folder may hold: ComfyUI's own, and the one ComfyUI Desktop writes.
+CONFIG_NAMES = ("extra_model_paths.yaml", "extra_models_config.yaml")
+ACCEPTED = ("choose ComfyUI's folder: a git or portable install (it holds main.py), ComfyUI Desktop's user folder "
+            "(input/, output/, models/, user/, custom_nodes/), or an extra_model_paths.yaml that names one")
+
+
 def looks_like_comfyui(root) -> bool:
+    """A git or portable install: ``main.py`` beside ``comfy/`` (or ``nodes.py``)."""
     r = Path(root)
     return (r / "main.py").is_file() and ((r / "comfy").is_dir() or (r / "nodes.py").is_file())
 
 
-def comfy_input_dir(root) -> Path:
-    """The ``input`` folder of a ComfyUI install (created if missing). Accepts the install or its input folder."""
-    r = Path(os.path.expanduser(str(root)))
-    if r.name == "input" and looks_like_comfyui(r.parent):
+def looks_like_user_folder(root) -> bool:
+    """ComfyUI Desktop's user folder: ``input/`` and ``models/`` with ``output/``, ``user/`` or ``custom_nodes/``
+    beside them, and no ``main.py`` (the code lives in the Desktop app)."""
+    r = Path(root)
+    have = {name for name in USER_FOLDER_PARTS if (r / name).is_dir()}
+    return {"input", "models"} <= have and len(have) >= 3
+
+
+@dataclass(frozen=True)
+class ComfyFolder:
+    """A ComfyUI folder as the user named it: ``root`` holds ``input/``, ``output/`` and ``models/``; ``kind`` is
+    ``install``, ``desktop`` or ``config`` (reached through a model-paths file, ``config``)."""
+    root: Path
+    kind: str
+    config: Optional[Path] = None
+
+    @property
+    def input_dir(self) -> Path:
+        return self.root / "input"
+
+    def start_folder(self, what: str) -> Optional[Path]:
+        """Where an open dialog starts: ``latent`` -> ``output/latents`` (SaveLatent's folder), then ``input``;
+        ``checkpoint`` -> the first existing checkpoints folder (``models/checkpoints``, then the config's)."""
+        if what == "latent":
+            candidates = [self.root / "output" / "latents", self.input_dir, self.root / "output"]
+        elif what == "checkpoint":
+            candidates = _model_dirs(self, "checkpoints") + _model_dirs(self, "diffusion_models")
+        else:
+            candidates = [self.root]
+        return next((c for c in candidates if c.is_dir()), None)
+
+
+def _config_base(config: Path) -> Optional[Path]:
+    """The folder a model-paths file names: the ``base_path`` of its ``is_default`` section, else of the first
+    section that has one, that is a ComfyUI folder; None when it names none."""
+    sections = _read_yaml(config)[0]
+    if not isinstance(sections, dict):
+        return None
+    ordered = sorted((c for c in sections.values() if isinstance(c, dict)), key=lambda c: not c.get("is_default"))
+    for conf in ordered:
+        base = conf.get("base_path")
+        if isinstance(base, str) and base.strip():
+            b = _expand(base, config.parent.resolve())
+            for cand in (b, b.parent):  # a base_path may name the models folder itself
+                if looks_like_comfyui(cand) or looks_like_user_folder(cand):
+                    return cand
+    return None
+
+
+def resolve_comfy_folder(path) -> ComfyFolder:
+    """The ComfyUI folder the user chose: an install (or its ``input``), a Desktop user folder, a model-paths file
+    (``extra_model_paths.yaml``, Desktop's ``extra_models_config.yaml``) or a folder holding one, followed to the
+    folder its ``base_path`` names. A clear ``BadParameterError`` otherwise."""
+    r = Path(os.path.expanduser(str(path).strip()))
+    if r.is_file() and r.suffix.lower() in (".yaml", ".yml"):
+        base = _config_base(r)
+        if base is None:
+            raise BadParameterError(f"{r.name} names no ComfyUI folder (no base_path that holds input/ and models/ "
+                                    "or main.py); " + ACCEPTED)
+        return ComfyFolder(base, "install" if looks_like_comfyui(base) else "desktop", r)
+    if r.name == "input" and (looks_like_comfyui(r.parent) or looks_like_user_folder(r.parent)):
         r = r.parent
     if not r.is_dir():
-        raise BadParameterError(f"{r} is not a folder")
-    if not looks_like_comfyui(r):
-        raise BadParameterError(f"{r} does not look like a ComfyUI install (no main.py and comfy/ folder); "
-                                "choose the folder that holds ComfyUI's main.py")
-    inp = r / "input"
+        raise BadParameterError(f"{r} is not a folder; " + ACCEPTED)
+    if looks_like_comfyui(r):
+        return ComfyFolder(r, "install")
+    if looks_like_user_folder(r):
+        return ComfyFolder(r, "desktop")
+    for name in CONFIG_NAMES:
+        if (r / name).is_file():
+            base = _config_base(r / name)
+            if base is not None:
+                return ComfyFolder(base, "install" if looks_like_comfyui(base) else "desktop", r / name)
+    raise BadParameterError(f"{r} does not look like a ComfyUI folder (no main.py, no input/ and models/ folders, "
+                            "no extra_model_paths.yaml); " + ACCEPTED)
+
+
+def comfy_input_dir(root) -> Path:
+    """The ``input`` folder of a ComfyUI folder (created if missing); see ``resolve_comfy_folder``."""
+    inp = resolve_comfy_folder(root).input_dir
     try:
         inp.mkdir(exist_ok=True)
     except OSError as e:
@@ -67,36 +149,48 @@ MAX_FILES, MAX_DEPTH = 20000, 8
 
 
 def comfy_root(root) -> Path:
-    """The ComfyUI install folder, given the install or its ``input`` folder."""
-    r = Path(os.path.expanduser(str(root)))
-    if r.name == "input" and looks_like_comfyui(r.parent):
-        r = r.parent
-    if not r.is_dir():
-        raise BadParameterError(f"{r} is not a folder")
-    if not looks_like_comfyui(r) and not (r / "models").is_dir():
-        raise BadParameterError(f"{r} does not look like a ComfyUI install (no main.py, no models folder)")
-    return r
+    """The ComfyUI folder (see ``resolve_comfy_folder``), or any folder that holds ``models/``."""
+    try:
+        return resolve_comfy_folder(root).root
+    except BadParameterError:
+        r = Path(os.path.expanduser(str(root)))
+        if r.is_dir() and (r / "models").is_dir():
+            return r
+        raise
 
 
-def extra_model_paths(root) -> tuple:
-    """``({kind: [folders]}, [warnings])`` from ``<ComfyUI>/extra_model_paths.yaml``, as ComfyUI's
-    ``utils/extra_config.load_extra_path_config`` reads it: each section may name a ``base_path`` (relative to the
-    file's folder, ``~`` and ``$VARS`` expanded); every other key is a folder kind whose value holds one path per
-    line, relative to the base path (or to the file's folder). A bad file or entry is a warning, never an error."""
-    path = Path(root) / EXTRA_PATHS_FILE
+def _expand(value: str, here: Path) -> Path:
+    v = os.path.expandvars(os.path.expanduser(value))
+    return Path(os.path.normpath(v if os.path.isabs(v) else str(here / v)))
+
+
+def _read_yaml(path: Path) -> tuple:
+    """``(parsed or None, [warning])``: bounded in size, any YAML error one warning."""
+    try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            return None, [f"{path.name} is over {MAX_YAML_BYTES} bytes; not read"]
+        import yaml
+
+        return yaml.safe_load(path.read_text(encoding="utf-8")), []
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, [f"{path.name} cannot be read ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"]
+    except Exception as e:  # noqa: BLE001 - yaml's errors (and a nesting bomb) become one warning
+        return None, [f"{path.name} is not valid YAML ({type(e).__name__})"]
+
+
+def extra_model_paths(root, config=None) -> tuple:
+    """``({kind: [folders]}, [warnings])`` from ``<ComfyUI>/extra_model_paths.yaml`` (or the file ``config``), as
+    ComfyUI's ``utils/extra_config.load_extra_path_config`` reads it: each section may name a ``base_path``
+    (relative to the file's folder, ``~`` and ``$VARS`` expanded); every other key is a folder kind whose value holds
+    one path per line, relative to the base path (or to the file's folder). A bad file or entry is a warning, never
+    an error."""
+    path = Path(config) if config is not None else Path(root) / EXTRA_PATHS_FILE
     found: dict = {}
     if not path.is_file():
         return found, []
-    try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            return found, [f"{path.name} is over {MAX_YAML_BYTES} bytes; not read"]
-        import yaml
-
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        return found, [f"{path.name} cannot be read ({str(e).splitlines()[0][:100]})"]
-    except Exception as e:  # noqa: BLE001 - yaml's errors (and a nesting bomb) become one warning
-        return found, [f"{path.name} is not valid YAML ({type(e).__name__})"]
+    config, problems = _read_yaml(path)
+    if problems:
+        return found, problems
     if not isinstance(config, dict):
         return found, [] if config is None else [f"{path.name} does not hold sections of folders; ignored"]
     warnings = []
@@ -129,18 +223,30 @@ def extra_model_paths(root) -> tuple:
     return found, warnings
 
 
+def _model_dirs(folder: ComfyFolder, kind: str) -> list:
+    """The existing folders ComfyUI searches for ``kind``: ``<root>/models/<folder>``, then the model-paths files'
+    (the root's ``extra_model_paths.yaml``, and the file the folder was reached through)."""
+    dirs = [folder.root / "models" / name for name in MODEL_FOLDERS.get(kind, (kind,))]
+    configs = [None] + ([folder.config] if folder.config is not None else [])
+    for config in configs:
+        dirs += extra_model_paths(folder.root, config)[0].get(kind, [])
+    out = []
+    for f in dirs:
+        if f.is_dir() and f not in out:
+            out.append(f)
+    return out
+
+
 def model_folders(root, kind: str) -> list:
     """The existing folders ComfyUI searches for ``kind`` (``vae``, ``vae_approx``, ``checkpoints``,
     ``diffusion_models``): ``<ComfyUI>/models/<folder>``, then those of extra_model_paths.yaml."""
     if kind not in MODEL_FOLDERS:
         raise BadParameterError(f"unknown model folder kind {kind!r}")
-    r = comfy_root(root)
-    folders = [r / "models" / name for name in MODEL_FOLDERS[kind]] + extra_model_paths(r)[0].get(kind, [])
-    out = []
-    for f in folders:
-        if f.is_dir() and f not in out:
-            out.append(f)
-    return out
+    try:
+        folder = resolve_comfy_folder(root)
+    except BadParameterError:
+        folder = ComfyFolder(comfy_root(root), "models")
+    return _model_dirs(folder, kind)
 
 
 def list_model_files(root, kind: str, extensions) -> list:

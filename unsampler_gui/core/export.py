@@ -17,14 +17,17 @@ from .job import Plan, Reporter, UnsampleResult, export_metadata
 
 
 def select_positions(n: int, start: int = 0, stop: Optional[int] = None, every: int = 1,
-                     reverse: bool = False) -> list:
-    """Output positions for a step range ``[start, stop)`` taking every ``every``-th, optionally reversed."""
+                     reverse: bool = False, keep_end: bool = False) -> list:
+    """Output positions for a step range ``[start, stop)`` taking every ``every``-th, optionally reversed;
+    ``keep_end`` adds the range's last step when the stride skips it (a contact sheet ends on the noisiest)."""
     stop = n if stop is None else stop
     if not (0 <= start < stop <= n):
         raise BadParameterError(f"step range {start}..{stop} is outside 0..{n}")
     if every < 1:
         raise BadParameterError("every must be 1 or more")
     pos = list(range(start, stop, every))
+    if keep_end and pos[-1] != stop - 1:
+        pos.append(stop - 1)
     return pos[::-1] if reverse else pos
 
 

@@ -14,6 +14,8 @@ A new export kind is one more entry in ``EXPORTS`` (and its writer, when core ha
 """
 from __future__ import annotations
 
+import json
+
 import math
 import os
 from dataclasses import dataclass, field
@@ -128,6 +130,14 @@ class ExportKind:
     options: tuple = ()
     frames_shown: int = 0  # pictures: every k-th step is chosen to show about this many
     streams: bool = False  # without a current result it runs straight to the file, in bounded memory
+    keeps_end: bool = False  # the frame choice always ends on the range's last (noisiest) step
+
+    def select(self, n: int, start: int = 0, stop: Optional[int] = None, every: int = 1,
+               reverse: bool = False) -> list:
+        """The chosen steps of ``[start, stop)``, every ``every``-th (``core.export.select_positions``)."""
+        from .export import select_positions
+
+        return select_positions(n, start, stop, every, reverse, keep_end=self.keeps_end)
 
     @property
     def picks_frames(self) -> bool:
@@ -177,6 +187,21 @@ def _plan(source: ExportSource) -> Plan:
     return unsample.plan_unsample(source.spec)
 
 
+def sigmas_for_clipboard(source: ExportSource, as_json: bool = False) -> str:
+    """The sigmas as the Sigmas exports write them, for the clipboard: ManualSigmas text of the full schedule
+    (high to low, as a sampler takes it), or the JSON document (schedule, the node's slice and the raw sigmas)."""
+    from .export import sigmas_document
+    from .sigma_format import manual_sigmas_text
+
+    plan = _plan(source)
+    if as_json:
+        return json.dumps(sigmas_document(plan), indent=1)
+    try:
+        return manual_sigmas_text(plan.schedule.tolist())
+    except ValueError as e:
+        raise BadParameterError(str(e)) from None
+
+
 def _write_sigmas_json(source, req: ExportRequest, rep) -> str:
     from .export import export_sigmas_json
 
@@ -209,7 +234,7 @@ def _write_comfyui(source, req: ExportRequest, rep) -> str:
 
     root = str(req.options.get("comfy_root") or "").strip()
     if not root:
-        raise BadParameterError("choose the ComfyUI folder (the one that holds main.py)")
+        raise BadParameterError("choose the ComfyUI folder (the install, or ComfyUI Desktop's user folder)")
     target = unique_latent_name(comfy_input_dir(root), str(req.options.get("stem") or source.stem))
     return _write_latent(source, req, rep, str(target))
 
@@ -232,12 +257,28 @@ def _frames(source: ExportSource, req: ExportRequest, rep) -> tuple:
     return ((r.latent[k * B + item] for k in rows), [float(sigmas[k]) for k in rows], r.plan.spec.family)
 
 
+def sheet_title(spec, item: int = 0, batch: int = 1) -> str:
+    """The contact sheet's title line: model, sampler, scheduler, steps (and the batch item of several)."""
+    model = spec.family.display_name
+    src = spec.model_source
+    if src and src != spec.family.name:
+        model += f" ({os.path.basename(str(src))})"
+    text = (f"{spec.source_name or 'latent'}: {model} · {spec.sampler} · {spec.scheduler} · {spec.steps} steps"
+            f" ({spec.start_at_step}..{spec.end_at_step})")
+    return text + (f" · item {item} of {batch}" if batch > 1 else "")
+
+
 def _write_sheet(source, req: ExportRequest, rep) -> str:
     from . import pictures
+    from .job import export_metadata
 
     rows, sigmas, fam = _frames(source, req, rep)
+    plan = _plan(source)
+    item = req.option(ITEM)
+    meta = export_metadata(plan, list(req.positions))
+    meta.update(Title=sheet_title(plan.spec, item, plan.batch), Software="Unsampler", item=str(item))
     return pictures.contact_sheet(rows, fam, list(req.positions), sigmas, req.path, cell=req.option(CELL),
-                                  overwrite=req.overwrite, reporter=rep)
+                                  overwrite=req.overwrite, reporter=rep, title=meta["Title"], metadata=meta)
 
 
 def _write_animation(source, req: ExportRequest, rep) -> str:
@@ -271,7 +312,7 @@ EXPORTS = {k.key: k for k in (
     ExportKind(SIGMAS_TEXT, "Sigmas as ManualSigmas text", "Export sigmas for &ManualSigmas…", ".txt",
                "Text (*.txt)", SCHEDULE, _write_sigmas_text, options=(WHICH,)),
     ExportKind(SHEET, "Contact sheet (PNG)", "Export contact &sheet…", ".png", "PNG picture (*.png)", FRAMES,
-               _write_sheet, options=(CELL, ITEM), frames_shown=SHEET_FRAMES),
+               _write_sheet, options=(CELL, ITEM), frames_shown=SHEET_FRAMES, keeps_end=True),
     ExportKind(ANIMATION, "Animation (WebP or GIF)", "Export &animation…", ".webp", "Animation (*.webp *.gif)",
                FRAMES, _write_animation, exts=(".gif",), options=(FPS, SIZE, ITEM), frames_shown=ANIMATION_FRAMES),
 )}
@@ -320,5 +361,5 @@ def options_from_cli(kind: ExportKind, args) -> dict:
 
 
 __all__ = ["EXPORTS", "ExportKind", "ExportOption", "ExportRequest", "ExportSource", "export_job", "all_options",
-           "add_cli_options", "options_from_cli", "LATENT", "COMFYUI", "SIGMAS_JSON", "SIGMAS_TEXT", "SHEET",
+           "add_cli_options", "options_from_cli", "sigmas_for_clipboard", "sheet_title", "LATENT", "COMFYUI", "SIGMAS_JSON", "SIGMAS_TEXT", "SHEET",
            "ANIMATION", "SCHEDULE", "FRAMES", "FILE", "COMFYUI_INPUT"]

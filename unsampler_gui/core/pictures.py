@@ -97,11 +97,13 @@ def _tick(reporter, done: int, total: Optional[int]) -> None:
 
 def contact_sheet(frames, family, positions: Sequence[int], sigmas: Optional[Sequence[float]], path,
                   columns: Optional[int] = None, cell: int = 128, overwrite: bool = False, reporter=None,
-                  mode=RGB, contrast="fixed", time_index: int = 0, background=(24, 24, 24)) -> str:
+                  mode=RGB, contrast="fixed", time_index: int = 0, background=(24, 24, 24),
+                  title: Optional[str] = None, metadata: Optional[dict] = None) -> str:
     """Write a PNG grid of frames, each captioned with its step and sigma. Returns the path.
 
     ``positions`` labels the frames (and sets their number); ``sigmas`` (same length, or None) adds
-    the sigma to each caption. ``columns`` defaults to a near-square grid.
+    the sigma to each caption. ``columns`` defaults to a near-square grid. ``title`` is a line above the grid;
+    ``metadata`` (text keys and values) goes into the PNG's text chunks, as ComfyUI writes its ``prompt``.
     """
     from PIL import Image, ImageDraw
 
@@ -121,7 +123,9 @@ def contact_sheet(frames, family, positions: Sequence[int], sigmas: Optional[Seq
     cap_h = font_px + 6
     pad = 2
     cw, ch = cell + 2 * pad, cell + cap_h + 2 * pad
-    width, height = cols * cw, rows * ch
+    title_px = max(10, min(16, cell // 8)) if title else 0
+    top = title_px + 10 if title else 0
+    width, height = cols * cw, rows * ch + top
     if max(width, height) > MAX_SHEET_SIDE:
         raise BadParameterError(
             f"a {cols} x {rows} sheet of {cell}-pixel cells is {width} x {height} pixels, over the "
@@ -129,6 +133,10 @@ def contact_sheet(frames, family, positions: Sequence[int], sigmas: Optional[Seq
     sheet = Image.new("RGB", (width, height), tuple(background))
     draw = ImageDraw.Draw(sheet)
     font, symbol = _font(font_px)
+    if title:
+        title_font = _font(title_px)[0]
+        draw.text((pad + 2, 4), _fit_text(draw, title, title_font, width - 2 * pad - 4), fill=(240, 240, 240),
+                  font=title_font)
     it = _frames(frames)
     for k in range(n):
         _tick(reporter, k, n)
@@ -138,12 +146,34 @@ def contact_sheet(frames, family, positions: Sequence[int], sigmas: Optional[Seq
             raise BadParameterError(f"{n} positions but only {k} frames") from None
         img = thumbnail(frame, family, cell, mode=mode, contrast=contrast, time_index=time_index)
         h, w = img.shape[:2]
-        x0, y0 = (k % cols) * cw + pad, (k // cols) * ch + pad
+        x0, y0 = (k % cols) * cw + pad, (k // cols) * ch + pad + top
         sheet.paste(Image.fromarray(img), (x0 + (cell - w) // 2, y0 + (cell - h) // 2))
         text = caption(int(positions[k]), None if sigmas is None else float(sigmas[k]), symbol)
         draw.text((x0 + 2, y0 + cell + 2), text, fill=(230, 230, 230), font=font)
     _tick(reporter, n, n)
-    return atomic_write(path, lambda f: sheet.save(f, format="PNG", optimize=False), overwrite)
+    info = _png_text(metadata)
+    return atomic_write(path, lambda f: sheet.save(f, format="PNG", optimize=False, pnginfo=info), overwrite)
+
+
+def _fit_text(draw, text: str, font, width: int) -> str:
+    """``text``, cut with an ellipsis to fit ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _png_text(metadata: Optional[dict]):
+    """PNG text chunks (iTXt, so any Unicode) of ``metadata``, or None."""
+    if not metadata:
+        return None
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for k, v in metadata.items():
+        info.add_itxt(str(k)[:79], v if isinstance(v, str) else str(v))
+    return info
 
 
 def animation(frames, family, path, fps: float = 12, overwrite: bool = False, reporter=None, size: int = 256,

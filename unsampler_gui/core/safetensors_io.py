@@ -60,6 +60,29 @@ class SafetensorsHeader:
         return 8 + self.header_size
 
 
+#: What a file is, by its first bytes, for the message when it is not safetensors.
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "a PNG picture"), (b"\xff\xd8\xff", "a JPEG picture"),
+               (b"GIF87a", "a GIF picture"), (b"GIF89a", "a GIF picture"), (b"BM", "a BMP picture"),
+               (b"II*\x00", "a TIFF picture"), (b"MM\x00*", "a TIFF picture"),
+               (b"PK\x03\x04", "a zip archive (a PyTorch .pt/.ckpt file is one)"),
+               (b"\x80\x02", "a Python pickle (an old PyTorch file)"), (b"GGUF", "a GGUF model file"),
+               (b"\x1f\x8b", "a gzip archive"), (b"%PDF", "a PDF document"), (b"{", "JSON text"))
+
+
+def looks_like(head: bytes) -> str:
+    """What the first bytes say the file is ("a PNG picture", ...), or "" when they say nothing."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP picture"
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return "a text file" if text.isprintable() or text.strip("\t\r\n ").isprintable() else ""
+
+
 def _fail(path, why) -> BadFileError:
     return BadFileError(f"{os.path.basename(str(path))}: {why}")
 
@@ -80,14 +103,19 @@ def _read_header(path, max_header: int) -> SafetensorsHeader:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise _fail(path, "the file is empty")
-        head = f.read(8)
+        head = f.read(16)
         if len(head) < 8:
             raise _fail(path, f"too short to be a safetensors file ({size} bytes)")
-        (n,) = struct.unpack("<Q", head)
+        f.seek(8)
+        (n,) = struct.unpack("<Q", head[:8])
+        looks = looks_like(head)
         if n == 0:
             raise _fail(path, "not a safetensors file (header length is 0)")
+        if looks and (n > max_header or 8 + n > size or head[8:9] != b"{"):
+            raise _fail(path, f"not a safetensors file: it looks like {looks}")
         if n > max_header:
-            raise _fail(path, f"not a safetensors file (header length {n} is over the {max_header} byte limit)")
+            raise _fail(path, f"not a safetensors file (the header length its first 8 bytes give is over the "
+                              f"{max_header} byte limit)")
         if 8 + n > size:
             raise _fail(path, f"truncated or not a safetensors file (header of {n} bytes runs past the end "
                               f"of the {size} byte file)")

@@ -200,15 +200,23 @@ def build_window(args: argparse.Namespace, settings=None):
     from .family_dialog import load_startup_families
     from .main_window import MainWindow
 
+    from .settings import Settings
+
     skipped = load_startup_families()  # <config>/families/*.json, before the family list is built
+    settings = settings if settings is not None else Settings()
+    # the files open at the last close, read before the window's own start changes them
+    last_latent, last_model = settings.last_file("latent"), settings.last_file("checkpoint")
     win = MainWindow(settings)
     for problem in skipped:
         log.warning("skipped family file %s", problem)
     if skipped:
         win.show_status(f"skipped {len(skipped)} family file(s): {skipped[0]}")
     model = args.model
+    restore = not args.latent and model is None  # no files named: those open at the last close, if still there
     if args.latent:
         win.open_file(args.latent)
+    elif restore and last_latent:
+        win.open_file(last_latent)
     else:
         opened_sample = False
         if model is None or _family_takes_sample(model):
@@ -217,6 +225,8 @@ def build_window(args: argparse.Namespace, settings=None):
             win.show_status("open a .latent file (File > Open latent…) or drop one on the window")
     if model:
         win.open_model(model)
+    elif restore and last_model:
+        win.open_model(last_model)
     if args.steps:
         win.panel.set_params({"steps": args.steps, "end_at_step": max(args.steps, 10000)}, family=False)
     return win
@@ -263,6 +273,18 @@ def _startup_failed(exc: BaseException, log_path: Optional[str], show_box: bool)
 
 class StartupError(RuntimeError):
     """A start-up problem with a message meant for the user as is."""
+
+
+def check_platform_libraries() -> None:
+    """Before Qt loads its X11 plugin (which aborts the process when a library is missing): name the missing
+    libraries and their packages, in the log and in a StartupError (shown by the platform's own dialog)."""
+    from .native_message import missing_xcb_libraries, xcb_message
+
+    missing = missing_xcb_libraries()
+    if missing:
+        log.error("missing X11 libraries: %s; Debian/Ubuntu packages: %s", " ".join(lib for lib, _ in missing),
+                  " ".join(dict.fromkeys(p for _, p in missing if p)))
+        raise StartupError(xcb_message(missing))
 
 
 def _short(exc: BaseException) -> str:
@@ -319,6 +341,7 @@ def main(argv=None) -> int:
         if not has_display():
             raise StartupError("no display: Unsampler's window needs a desktop session (DISPLAY or WAYLAND_DISPLAY "
                                "is not set); for scripts and servers use the `unsampler` command line")
+        check_platform_libraries()
         app = create_application(_qt_args(argv))
         from .errors import install_excepthook
         win = build_window(args)

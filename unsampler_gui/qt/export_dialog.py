@@ -164,7 +164,7 @@ class ExportDialog(QDialog):
         self.browse.clicked.connect(self._browse)
         self.path_row = _row(self.path, self.browse)
         self.comfy_root = QLineEdit(self.settings.comfy_root)
-        self.comfy_root.setPlaceholderText("the folder that holds ComfyUI's main.py")
+        self.comfy_root.setPlaceholderText("ComfyUI's folder: the install, or Desktop's user folder")
         self.comfy_browse = QPushButton("Browse…")
         self.comfy_browse.clicked.connect(self._browse_comfy)
         self.comfy_row = _row(self.comfy_root, self.comfy_browse)
@@ -203,7 +203,8 @@ class ExportDialog(QDialog):
         a, b = self.first.value(), self.last.value()
         if b < a:
             raise core.BadParameterError(f"the range {a}..{b} is empty")
-        return select_positions(n, a, b + 1, self.every.value(), reverse=self.reversed.isChecked())
+        return select_positions(n, a, b + 1, self.every.value(), reverse=self.reversed.isChecked(),
+                                keep_end=self.export_kind().keeps_end)
 
     def option_widget(self, name: str) -> QWidget:
         """The widget of the current kind's option ``name``."""
@@ -327,7 +328,9 @@ class ExportDialog(QDialog):
             path = self.target_path()
             if k.destination == COMFYUI_INPUT:
                 if not self.comfy_root.text().strip():
-                    raise core.BadParameterError("choose the ComfyUI folder (the one that holds main.py)")
+                    raise core.BadParameterError("choose the ComfyUI folder (the install, or ComfyUI Desktop's "
+                                                 "user folder)")
+                self.settings.comfy_root = self.comfy_root.text().strip()
             elif not path:
                 raise core.BadParameterError("choose a file to save to")
         except core.UnsamplerError as e:

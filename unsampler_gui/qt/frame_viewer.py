@@ -26,6 +26,7 @@ from ..core.stats import histogram, one_frame_stats
 from . import errors
 from .background import Background
 from .frame_store import FrameStore
+from .viewer_tools import ViewerTools
 
 #: Contrast choices: (label, setting). "shared" is the range of step 0 (the least noisy frame).
 CONTRASTS = (("ComfyUI range", "fixed"), ("Auto per frame", "auto"), ("Shared (step 0)", "shared"))
@@ -222,6 +223,8 @@ class FrameViewer(QWidget):
         lay.addLayout(nav)
         lay.addWidget(self.step_label)
         lay.addWidget(self.stats_label)
+        self.tools = ViewerTools(self, nav)  # value under the cursor, fit, A/B (qt/viewer_tools.py)
+        lay.addWidget(self.tools.readout)
 
         self.mode_combo.currentIndexChanged.connect(self._display_changed)
         self.contrast_combo.currentIndexChanged.connect(self._display_changed)

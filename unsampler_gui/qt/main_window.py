@@ -13,8 +13,8 @@ import logging
 import os
 from typing import Optional
 
-from PySide6.QtCore import QRect, QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
@@ -23,6 +23,7 @@ from ..core.exports import EXPORTS, LATENT
 from ..core.inputs import OPENABLE_EXTS
 from ..core.session import Session
 from . import errors, resource_path
+from .actions import install as install_conveniences
 from .export_dialog import ExportDialog
 from .family_dialog import define_family
 from .frame_store import FrameStore
@@ -191,6 +192,7 @@ class MainWindow(QMainWindow):
         h = mb.addMenu("&Help")
         self._action(h, "Show &log file", self.show_log)
         self._action(h, "&About Unsampler", self.about)
+        self.extras = install_conveniences(self, f, h)  # Edit menu, recent files, shortcuts (qt/actions.py)
 
     def _connect(self) -> None:
         p, w, r = self.panel, self.worker, self.runner
@@ -377,6 +379,9 @@ class MainWindow(QMainWindow):
             self._export.deleteLater()
         self._export = ExportDialog(self.session.export_source(), self.settings, kind, self)
         self._export.exported.connect(lambda path: self.show_status(f"saved {path}"))
+        for (_kind, name), w in self._export.option_widgets.items():
+            if name == "item":  # the pictures show the batch item the viewer shows
+                w.setValue(min(self.viewer.batch_item, w.maximum()))
         self._export.open()
         return self._export
 
@@ -386,9 +391,8 @@ class MainWindow(QMainWindow):
                                                 self.settings.comfy_root or os.path.expanduser("~"))
         if path:
             try:
-                from ..core.comfy_paths import looks_like_comfyui
-                if not looks_like_comfyui(path):
-                    raise core.BadParameterError(f"{path} does not look like ComfyUI (no main.py and comfy/ folder)")
+                from ..core.comfy_paths import resolve_comfy_folder
+                resolve_comfy_folder(path)
             except core.UnsamplerError as e:
                 self.show_error("ComfyUI folder", str(e))
                 return
@@ -407,8 +411,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def show_log(self) -> None:
-        if errors.LOG_PATH:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(errors.LOG_PATH)))
+        self.extras.show_log_file()
 
     @Slot()
     def about(self) -> None:

@@ -35,9 +35,22 @@ class Settings:
         return str(v) if v is not None else default
 
     def folder(self, kind: str) -> str:
-        """The last folder used for ``kind`` ("latent", "checkpoint", "export"), or the home folder."""
+        """The last folder used for ``kind`` ("latent", "checkpoint", "export"); else the ComfyUI folder's own
+        (``output/latents`` or ``input``, ``models/checkpoints``); else the home folder. Choosing a ComfyUI folder
+        forgets the last latent and checkpoint folders, so the dialogs start there."""
         f = self._str(f"folders/{kind}")
-        return f if f and os.path.isdir(f) else os.path.expanduser("~")
+        if f and os.path.isdir(f):
+            return f
+        if self.comfy_root:
+            from ..core.comfy_paths import resolve_comfy_folder
+            from ..core.errors import UnsamplerError
+            try:
+                start = resolve_comfy_folder(self.comfy_root).start_folder(kind)
+            except UnsamplerError:
+                start = None
+            if start is not None:
+                return str(start)
+        return os.path.expanduser("~")
 
     def set_folder(self, kind: str, path: str) -> None:
         folder = path if os.path.isdir(path) else os.path.dirname(path)
@@ -50,6 +63,9 @@ class Settings:
 
     @comfy_root.setter
     def comfy_root(self, path: str) -> None:
+        if (path or "") != self.comfy_root:
+            for kind in ("latent", "checkpoint"):
+                self.q.remove(f"folders/{kind}")
         self.q.setValue("comfyui/root", path or "")
 
     @property
@@ -113,6 +129,34 @@ class Settings:
 
     def set_family_choices(self, choices: dict) -> None:
         self.q.setValue("latent/family_choices", json.dumps(dict(choices)))
+
+    # -- recent files, and what was open last -------------------------------------------------------
+    RECENT_MAX = 10
+
+    def recent_files(self) -> list:
+        """The files opened lately, newest first (those that still exist)."""
+        try:
+            v = json.loads(self._str("files/recent", "[]"))
+        except json.JSONDecodeError:
+            v = []
+        return [p for p in v if isinstance(p, str) and os.path.exists(p)][:self.RECENT_MAX] if isinstance(v, list) \
+            else []
+
+    def add_recent(self, path: str) -> None:
+        path = os.path.abspath(path)
+        files = [path] + [p for p in self.recent_files() if p != path]
+        self.q.setValue("files/recent", json.dumps(files[:self.RECENT_MAX]))
+
+    def clear_recent(self) -> None:
+        self.q.setValue("files/recent", "[]")
+
+    def last_file(self, kind: str) -> str:
+        """The ``latent`` or ``checkpoint`` open when the app was last closed, if it still exists; else ""."""
+        p = self._str(f"files/last_{kind}")
+        return p if p and os.path.exists(p) else ""
+
+    def set_last_file(self, kind: str, path: str) -> None:
+        self.q.setValue(f"files/last_{kind}", path or "")
 
     def sync(self) -> None:
         self.q.sync()
