@@ -16,7 +16,7 @@ from .core.errors import BadParameterError, ResourceError
 
 
 def _progress(label: str):
-    from .cli import _Progress
+    from .cli_progress import Progress as _Progress
 
     return _Progress(label=label)
 
