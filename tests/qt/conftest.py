@@ -177,3 +177,18 @@ def store(qtbot):
     s = FrameStore()
     yield s
     s.shutdown()
+
+
+@pytest.fixture
+def viewer(qtbot, store):
+    """A shown ``FrameViewer`` over the ``store`` fixture."""
+    from unsampler_gui.qt.frame_viewer import FrameViewer
+
+    v = FrameViewer(store)
+    qtbot.addWidget(v)
+    v.resize(480, 720)
+    v.show()
+    qtbot.waitExposed(v)
+    yield v
+    v.close()
+    v.shutdown()

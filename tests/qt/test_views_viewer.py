@@ -6,29 +6,10 @@ from PySide6.QtTest import QTest
 
 from unsampler_gui.core import preview
 from unsampler_gui.core.stats import frame_stats
-from unsampler_gui.qt.frame_viewer import HIST_BINS, FrameViewer
+from unsampler_gui.qt.frame_viewer import HIST_BINS
 from unsampler_gui.qt.thumbnail_grid import ThumbnailGrid, link
 from support import WAIT_MS
-from views_helpers import fake_plan, feed, finish, settle
-
-
-@pytest.fixture
-def viewer(qtbot, store):
-    v = FrameViewer(store)
-    qtbot.addWidget(v)
-    v.resize(480, 720)
-    v.show()
-    qtbot.waitExposed(v)
-    yield v
-    v.close()
-    v.shutdown()
-
-
-def _shown(qtbot, viewer, step):
-    """Wait until the preview of ``step``, with the viewer's current item and display, is on screen."""
-    qtbot.waitUntil(lambda: viewer.shown is not None and viewer.shown == viewer.wanted and viewer.shown.step == step,
-                    timeout=WAIT_MS)
-    return viewer.last_render
+from views_helpers import fake_plan, feed, shown as _shown, finish, settle
 
 
 def test_first_frame_is_shown_when_frames_arrive(qtbot, store, viewer):

@@ -3,26 +3,9 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
-from unsampler_gui.qt.frame_viewer import FrameViewer
-from support import WAIT_MS
-from views_helpers import fake_plan, feed
+from views_helpers import fake_plan, feed, shown as _shown
 
 
-@pytest.fixture
-def viewer(qtbot, store):
-    v = FrameViewer(store)
-    qtbot.addWidget(v)
-    v.resize(480, 720)
-    v.show()
-    qtbot.waitExposed(v)
-    yield v
-    v.close()
-    v.shutdown()
-
-
-def _shown(qtbot, viewer, step):
-    qtbot.waitUntil(lambda: viewer.shown is not None and viewer.shown == viewer.wanted and viewer.shown.step == step,
-                    timeout=WAIT_MS)
 
 
 def test_value_under_the_cursor(qtbot, store, viewer):

@@ -43,3 +43,10 @@ def finish(store, plan, out):
 def settle(qtbot, *views):
     """Wait until each of ``views`` (a store, a thumbnail model, a viewer) has delivered the work it was given."""
     qtbot.waitUntil(lambda: not any(v.busy() for v in views), timeout=WAIT_MS)
+
+
+def shown(qtbot, viewer, step):
+    """Wait until the viewer's preview of ``step``, with its current item and display, is on screen; returns it."""
+    qtbot.waitUntil(lambda: viewer.shown is not None and viewer.shown == viewer.wanted and viewer.shown.step == step,
+                    timeout=WAIT_MS)
+    return viewer.last_render
