@@ -240,3 +240,17 @@ def test_export_pictures(tmp_path):
     assert im.n_frames == 4 and max(im.size) == 48
     r = _export(tmp_path, "animation", "-o", tmp_path / "a.webp", "--item", "2", batch=2)
     assert r.returncode == 2 and "batch item 2" in r.stderr and not (tmp_path / "a.webp").exists()
+
+
+def test_program_ends_without_teardown_but_with_all_its_output():
+    """``console_main`` (the ``unsampler`` program) skips the interpreter's teardown: every line of a long
+    output still reaches a pipe, and the exit status is main()'s, for a success and for an error."""
+    code = "from unsampler_gui.cli import console_main; console_main()"
+    r = subprocess.run([sys.executable, "-c", code, "sigmas", "--model", "SD15", "--steps", "5000"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 5003 and lines[-1].split()[0] == "5000"  # a heading, a column line, steps 0..5000
+    r = subprocess.run([sys.executable, "-c", code, "sigmas", "--model", "NoSuchFamily"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "unknown model family" in r.stderr

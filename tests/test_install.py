@@ -19,5 +19,5 @@ def test_wheel_contents(tmp_path):
         assert n in names, n
     ep = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(whl).read(ep).decode()
-    assert "[console_scripts]\nunsampler = unsampler_gui.cli:main" in text
+    assert "[console_scripts]\nunsampler = unsampler_gui.cli:console_main\n" in text
     assert "[gui_scripts]\nunsampler-gui = unsampler_gui.__main__:main" in text
