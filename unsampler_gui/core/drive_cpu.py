@@ -31,7 +31,8 @@ def run_cpu(plan: Plan, reporter: Reporter, sink) -> UnsampleResult:
     with one_intraop_thread():
         maker = FrameMaker(plan)
         shift = maker.normalize_shift() if plan.spec.normalize else None
-        with sink.open(plan) as out:  # a streamed output removes its temporary file if anything fails
+        lend = 0 if maker.trajectory else min(chunk, len(plan.positions))  # rows made in the output's buffers
+        with sink.open(plan, chunk_rows=lend) as out:  # a streamed output removes its temp file if anything fails
             emitter = Emitter(plan, reporter, out, shift)
             init = _lower_thread_priority if reporter.background else None
             if init:
@@ -75,7 +76,7 @@ def _independent(maker, plan, reporter, pool, threads, chunk, out, emitter) -> N
     window = chunks.in_flight(threads)
     slot = min(chunk, len(plan.positions)) * B
     staging = None
-    if out.streamed:  # one staging slot per chunk in flight, written only after its chunk is done
+    if not out.in_place:  # one staging slot per chunk in flight, written only after its chunk is done
         staging = alloc((window * slot, *plan.frame_shape), CPU)
 
     def rows_of(i: int) -> torch.Tensor:

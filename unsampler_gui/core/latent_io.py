@@ -15,12 +15,14 @@ import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
+from . import direct_io
 from .atomic import AtomicFile, disk_error
 from .devices import human_bytes
 from .errors import BadFileError, printable, reading
@@ -343,20 +345,49 @@ class LatentWriter:
     appeared meanwhile (another run writing the same name).
     """
 
-    def __init__(self, path, shape, metadata: Optional[dict] = None, overwrite: bool = False):
+    def __init__(self, path, shape, metadata: Optional[dict] = None, overwrite: bool = False,
+                 direct_buffers: int = 0):
         self.shape = tuple(int(s) for s in shape)
         self.total = 4
         for s in self.shape:
             self.total *= s
         self.written = 0
         header = latent_header_bytes(self.shape, metadata)
+        self.data_offset = len(header)
         self._file = AtomicFile(path, overwrite=overwrite, write_behind=True)
+        self._direct = None
         try:
             self.path, self.tmp = self._file.path, self._file.tmp
-            self._file.write(header)
+            if direct_buffers and self.total >= direct_io.DIRECT_MIN_BYTES and sys.byteorder == "little":
+                self._direct = direct_io.DirectStream(self._file.fd, header, direct_buffers)
+            else:
+                self._file.write(header)
+        except OSError as e:
+            self._file.abort()
+            raise disk_error(self._file.path, e) from None
         except BaseException:
             self._file.abort()
             raise
+
+    @property
+    def direct(self) -> bool:
+        """True when the frames go to the disk without the page cache (``direct_io``): see ``lend``."""
+        return self._direct is not None
+
+    def lend(self, start: int, nbytes: int) -> Optional[torch.Tensor]:
+        """A float32 buffer for the tensor region's bytes ``[start, start + nbytes)``, to make frames in and
+        hand to ``put``; None when this writer is not direct (then ``write`` them)."""
+        if self._direct is None:
+            return None
+        return self._direct.lend(self.data_offset + start, nbytes).view(torch.float32)
+
+    def put(self, region: torch.Tensor) -> None:
+        """Write a buffer from ``lend``, in order."""
+        nbytes = region.numel() * 4
+        if self.written + nbytes > self.total:
+            raise ValueError("more data than the declared shape")
+        self._guarded(self._direct.put, region)
+        self.written += nbytes
 
     def write(self, frames) -> None:
         """Append float32 data (a tensor or array, any shape; C order) to the tensor region."""
@@ -365,14 +396,27 @@ class LatentWriter:
         arr = np.ascontiguousarray(frames, dtype="<f4")
         if self.written + arr.nbytes > self.total:
             raise ValueError("more data than the declared shape")
-        self._file.write(arr)
+        if self._direct is not None:
+            self._guarded(self._direct.write, arr)
+        else:
+            self._file.write(arr)
         self.written += arr.nbytes
 
     def commit(self) -> str:
         if self.written != self.total:
             self.abort()
             raise ValueError(f"incomplete latent: wrote {self.written} of {self.total} bytes")
+        if self._direct is not None:
+            self._guarded(self._direct.close)
         return self._file.commit()
+
+    def _guarded(self, fn, *args) -> None:
+        """A direct write: an OS error removes the file and becomes the one disk message."""
+        try:
+            fn(*args)
+        except OSError as e:
+            self.abort()
+            raise disk_error(self.path, e) from None
 
     def abort(self) -> None:
         self._file.abort()

@@ -7,6 +7,7 @@ removes what it wrote if the attempt fails), so a run that falls back from CUDA 
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -32,7 +33,7 @@ class MemorySink:
     streamed = False
     max_memory = None
 
-    def open(self, plan: Plan, alloc: Callable = host_alloc) -> "_MemoryOutput":
+    def open(self, plan: Plan, alloc: Callable = host_alloc, chunk_rows: int = 0) -> "_MemoryOutput":
         return _MemoryOutput(plan, alloc)
 
 
@@ -45,12 +46,15 @@ class LatentSink:
     def __init__(self, path, overwrite: bool = False, max_memory: Optional[int] = None):
         self.path, self.overwrite, self.max_memory = path, overwrite, max_memory
 
-    def open(self, plan: Plan, alloc: Callable = host_alloc) -> "_LatentOutput":
-        return _LatentOutput(plan, self)
+    def open(self, plan: Plan, alloc: Callable = host_alloc, chunk_rows: int = 0) -> "_LatentOutput":
+        """``chunk_rows``: the most output positions the driver makes at once in ``rows`` (0: it never
+        asks, and writes from its own buffers)."""
+        return _LatentOutput(plan, self, chunk_rows)
 
 
 class _MemoryOutput:
     streamed = False
+    in_place = True  # rows(a, b) are where the driver makes them
 
     def __init__(self, plan: Plan, alloc: Callable):
         avail = available_memory()
@@ -82,16 +86,34 @@ class _MemoryOutput:
 
 
 class _LatentOutput:
+    """A streamed ``.latent``. Where the disk takes direct writes (``direct_io``), the driver makes each
+    chunk straight into a buffer lent by the writer (``rows``), which goes to the disk without a copy;
+    elsewhere rows are made in the driver's staging buffers and written."""
+
     streamed = True
 
-    def __init__(self, plan: Plan, sink: LatentSink):
-        self.writer = LatentWriter(sink.path, plan.out_shape, export_metadata(plan), overwrite=sink.overwrite)
+    def __init__(self, plan: Plan, sink: LatentSink, chunk_rows: int = 0):
+        self.batch, self.frame_shape = plan.batch, tuple(plan.out_shape[1:])
+        self.row_bytes = 4 * plan.batch * math.prod(self.frame_shape)  # one output position, every item
+        self.writer = LatentWriter(sink.path, plan.out_shape, export_metadata(plan), overwrite=sink.overwrite,
+                                   direct_buffers=chunk_rows * self.row_bytes)
+        self.in_place = self.writer.direct  # rows(a, b) are where the driver makes them
+        self._lent: set = set()
 
     def rows(self, a: int, b: int) -> Optional[torch.Tensor]:
-        return None  # rows are made in the driver's staging buffers
+        """Output positions [a, b) in a buffer that goes to the disk as it is (direct), or None."""
+        if not self.in_place:
+            return None
+        t = self.writer.lend(a * self.row_bytes, (b - a) * self.row_bytes)
+        self._lent.add(t.data_ptr())
+        return t.view((b - a) * self.batch, *self.frame_shape)
 
     def put(self, a: int, b: int, block: torch.Tensor) -> torch.Tensor:
-        self.writer.write(block)
+        if self.in_place and block.data_ptr() in self._lent:
+            self._lent.discard(block.data_ptr())
+            self.writer.put(block)
+        else:
+            self.writer.write(block)
         return block
 
     def commit(self):
