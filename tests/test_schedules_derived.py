@@ -258,13 +258,56 @@ def test_node_slices_are_float32_divisions(name):
             assert np.array_equal(got, want)
 
 
-@pytest.mark.parametrize("name", [n for n in family_names() if model_sampling(get_family(n).sampling).sigma_is_arithmetic])
-def test_arithmetic_sigma_gives_the_same_bits_as_comfyuis_one_at_a_time_loop(name):
-    """normal/sgm_uniform call sigma() on a whole vector only where it is plain IEEE arithmetic (flow, flux):
-    then every element has the bits of ComfyUI's loop over 0-d tensors, vector body and tail alike."""
-    ms = model_sampling(get_family(name).sampling)
+def _comfy_normal(ms, steps: int, sgm: bool) -> torch.Tensor:
+    """ComfyUI's normal_scheduler / sgm_uniform, literally: sigma() on one 0-d timestep at a time."""
     start, end = ms.timestep(ms.sigma_max), ms.timestep(ms.sigma_min)
-    for n in (1, 7, 16, 17, 33, 1001):
-        ts = torch.linspace(start, end, n)
-        one_by_one = torch.tensor([float(ms.sigma(ts[i])) for i in range(n)], dtype=torch.float32)
-        assert torch.equal(ms.sigma(ts), one_by_one)
+    append_zero = True
+    if sgm:
+        timesteps = torch.linspace(start, end, steps + 1)[:-1]
+    else:
+        if math.isclose(float(ms.sigma(end)), 0, abs_tol=0.00001):
+            steps += 1
+            append_zero = False
+        timesteps = torch.linspace(start, end, steps)
+    sigs = [float(ms.sigma(timesteps[x])) for x in range(len(timesteps))]
+    if append_zero:
+        sigs += [0.0]
+    return torch.FloatTensor(sigs)
+
+
+@pytest.mark.parametrize("name", family_names())
+def test_normal_and_sgm_uniform_have_the_bits_of_comfyuis_one_at_a_time_loop(name):
+    """normal/sgm_uniform call sigma() on a whole vector where that gives ComfyUI's bits (plain arithmetic, or
+    kernels checked to round a vector as one element): every family, both schedulers, many step counts
+    (vector bodies and tails), against ComfyUI's own loop over 0-d tensors."""
+    from unsampler_gui.core.sigmas import _schedule
+
+    fam = get_family(name)
+    ms = model_sampling(fam.sampling)
+    counts = (1, 2, 7, 16, 17, 33, 100, 1001) + ((10000,) if name in ("SD15", "SDXL", "PlaygroundV2_5") else ())
+    for steps in counts:
+        for sgm in (False, True):
+            _schedule.cache_clear()
+            got = ksampler_sigmas(fam, "euler", "sgm_uniform" if sgm else "normal", steps)
+            want = _comfy_normal(ms, steps, sgm)
+            assert torch.equal(got.view(torch.int32), want.view(torch.int32)), (steps, sgm)
+
+
+def test_the_vectorised_kernels_are_the_ones_this_build_rounds_alike():
+    """exp (discrete, EDM) and cos/square/pow_half (Stable Cascade) pass the probe on this build; sigmoid (a
+    shifted Stable Cascade) does not, so that family keeps ComfyUI's loop; the probe's verdict is the truth on
+    every value a 10,000-step schedule feeds the kernel."""
+    from unsampler_gui.core.model_sampling import _KERNELS, vector_kernel_is_scalar
+
+    verdicts = {op: vector_kernel_is_scalar(op) for op in _KERNELS}
+    assert verdicts["exp"] and verdicts["cos"]
+    for name in family_names():
+        ms = model_sampling(get_family(name).sampling)
+        assert ms.sigma_vectorizes == (ms.sigma_is_arithmetic or all(verdicts[k] for k in ms.sigma_kernels))
+    sd = model_sampling(get_family("SD15").sampling)
+    start, end = sd.timestep(sd.sigma_max), sd.timestep(sd.sigma_min)
+    t = torch.clamp(torch.linspace(start, end, 10000), min=0, max=999)
+    w = t.frac()
+    logs = torch.log(sd.sigmas.double()).float()
+    x = (1 - w) * logs[t.floor().long()] + w * logs[t.ceil().long()]
+    assert torch.equal(torch.exp(x), torch.stack([torch.exp(v) for v in x.unbind()]))

@@ -97,6 +97,36 @@ def cascade_table(shift: float, num_timesteps: int = 10000) -> torch.Tensor:
     return out
 
 
+#: The float32 kernels that a sampling kind's ``sigma()`` calls besides exactly rounded operations (+ - * /,
+#: floor, ceil, frac, clamp, indexing): the ones whose vector and single-element results could differ.
+SIGMA_KERNELS = {"discrete": ("exp",), "edm": ("exp",), "flow": (), "flow_av": (), "flux": (),
+                 "stable_cascade": ("cos", "square", "pow_half")}
+_SHIFTED_CASCADE_KERNELS = ("log", "sigmoid")
+_KERNELS = {"exp": torch.exp, "cos": torch.cos, "log": torch.log, "sigmoid": torch.sigmoid,
+            "square": lambda t: t ** 2, "pow_half": lambda t: t ** 0.5}
+#: Where each kernel is probed: the ranges sigma() feeds it (log-sigmas; cosine phases; logSNRs; sigmas).
+_PROBE_RANGES = {"exp": (-12.0, 8.0), "cos": (0.0, 1.6), "log": (1e-6, 1e6), "sigmoid": (-20.0, 20.0),
+                 "square": (-2.0, 2.0), "pow_half": (0.0, 1e4)}
+PROBE_VALUES = 2048
+
+
+@lru_cache(maxsize=None)
+def vector_kernel_is_scalar(op: str) -> bool:
+    """True when torch's float32 CPU kernel ``op`` gives, on a whole vector, each element the bits it gives on
+    one 0-d tensor: then ComfyUI's loop of ``sigma()`` over 0-d timesteps can be one vector call.
+
+    Checked once per process on ``PROBE_VALUES`` values (vector body and tail) spread over the range
+    ``sigma()`` uses. Where a build's kernels differ (as ``sigmoid`` does here: its vector body uses a faster
+    exp), they differ on about 1 value in 25 to 100, so a build that passes the probe by chance is
+    vanishingly unlikely (below 1e-9); such a build keeps the one-at-a-time loop.
+    """
+    fn, (lo, hi) = _KERNELS[op], _PROBE_RANGES[op]
+    g = torch.Generator().manual_seed(20241)
+    x = torch.rand(PROBE_VALUES + 3, generator=g) * (hi - lo) + lo
+    one_by_one = torch.stack([fn(v) for v in x.unbind()])
+    return torch.equal(fn(x).view(torch.int32), one_by_one.view(torch.int32))
+
+
 @dataclass(frozen=True, eq=False)
 class ModelSampling:
     """A family's float32 sigma table plus ComfyUI's ``sigma(t)`` and ``timestep(sigma)`` for it."""
@@ -109,6 +139,14 @@ class ModelSampling:
     #: the bits ComfyUI's one-0-d-tensor-at-a-time loop gives. False where it calls exp/log/cos/acos/sigmoid,
     #: whose float32 kernels round differently in vector bodies, tails and single elements.
     sigma_is_arithmetic: bool = False
+    #: The float32 kernels ``sigma()`` calls beyond exact arithmetic (``SIGMA_KERNELS``).
+    sigma_kernels: tuple = ()
+
+    @property
+    def sigma_vectorizes(self) -> bool:
+        """True when ``sigma()`` of a vector has the bits of ComfyUI's loop over 0-d tensors on this build:
+        plain arithmetic, or only kernels whose vector results are their single-element ones."""
+        return self.sigma_is_arithmetic or all(vector_kernel_is_scalar(op) for op in self.sigma_kernels)
 
     @property
     def sigma_min(self) -> torch.Tensor:
@@ -168,8 +206,10 @@ def model_sampling(s: Sampling) -> ModelSampling:
         raise ValueError(f"unknown sampling kind {s.kind!r}")
     table = table.contiguous()
     table.requires_grad_(False)
+    kernels = SIGMA_KERNELS[s.kind] + (_SHIFTED_CASCADE_KERNELS if s.kind == "stable_cascade" and s.shift != 1.0
+                                       else ())
     return ModelSampling(sigmas=table, sigma=sigma, timestep=timestep, sigmas_list=tuple(table.tolist()),
-                         sigma_is_arithmetic=arithmetic)
+                         sigma_is_arithmetic=arithmetic, sigma_kernels=kernels)
 
 
 def discrete_table_f64(num_timesteps: int, linear_start: float, linear_end: float, zsnr: bool) -> torch.Tensor:

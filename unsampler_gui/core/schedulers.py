@@ -6,8 +6,10 @@ machine and torch build (float32 exp/tan/cos kernels round differently between h
 bodies, tails and single elements; see the reference README):
 
 - karras, exponential and kl_optimal: one vector op chain of length n, as ComfyUI (pow, exp, tan_);
-- normal and sgm_uniform: ``sigma()`` on one 0-d tensor at a time, as ComfyUI's loop, unless the family's
-  ``sigma()`` is plain IEEE arithmetic (flow, flux), where a vector gives the same bits;
+- normal and sgm_uniform: ``sigma()`` on one 0-d tensor at a time, as ComfyUI's loop, unless a vector gives
+  the same bits: the family's ``sigma()`` is plain IEEE arithmetic (flow, flux), or its kernels (exp for
+  discrete and EDM; cos, and log and sigmoid when shifted, for Stable Cascade) are checked to round a vector
+  as they round one element (``model_sampling.vector_kernel_is_scalar``);
 - simple, ddim_uniform, beta and linear_quadratic only index the table or use Python floats.
 """
 from __future__ import annotations
@@ -61,9 +63,9 @@ def normal_scheduler(ms: ModelSampling, steps: int, sgm: bool = False) -> torch.
             steps += 1
             append_zero = False
         timesteps = torch.linspace(start, end, steps)
-    if ms.sigma_is_arithmetic:
+    if ms.sigma_vectorizes:  # a vector gives the bits of ComfyUI's loop (arithmetic, or kernels checked so)
         sigs = ms.sigma(timesteps).to(torch.float32)
-    else:  # ComfyUI calls sigma() on one 0-d tensor at a time; exp/log/cos round that way only
+    else:  # ComfyUI calls sigma() on one 0-d tensor at a time; this build's kernels round that way only
         sigs = _float_tensor([float(ms.sigma(timesteps[i])) for i in range(len(timesteps))])
     if append_zero:
         sigs = torch.cat([sigs, sigs.new_zeros([1])])
