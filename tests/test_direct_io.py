@@ -69,7 +69,7 @@ def test_regions_go_in_file_order(tmp_path):
     fd = os.open(tmp_path / "d.bin", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         ds = DirectStream(fd, b"h" * 100, 8192)
-        first, second = ds.lend(100, 4096), ds.lend(4196, 4096)
+        first, second = ds.lend(100, 4096, slot=0), ds.lend(4196, 4096, slot=1)
         with pytest.raises(ValueError, match="file order"):
             ds.put(second)
         ds.put(first)

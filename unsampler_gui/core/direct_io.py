@@ -71,10 +71,10 @@ class _Buffer:
 class DirectStream:
     """Write ``head`` and then, in order, the buffers lent by ``lend`` to the file ``fd``, at offset 0.
 
-    ``lend(at, nbytes)`` gives a writable uint8 tensor for file bytes ``[at, at + nbytes)`` (any thread);
-    ``put(region)`` writes it (in file order; each region is handed back to the pool one ``put`` later, so
-    that whoever was shown the previous one may still read it); ``write(data)`` writes bytes that are not
-    in a lent buffer (copied into one); ``close()`` writes the last tail and sets the file's size.
+    ``lend(at, nbytes, slot)`` gives a writable uint8 tensor for file bytes ``[at, at + nbytes)`` in the
+    buffer of ``slot`` (any thread; a slot is the caller's to reuse once its region is written, as with
+    staging slots); ``put(region)`` writes it, in file order; ``write(data)`` writes bytes that are not in a
+    lent buffer (copied into one of its own); ``close()`` writes the last tail and sets the file's size.
     Raises ``OSError`` as the system reports it (the caller words it).
     """
 
@@ -83,9 +83,8 @@ class DirectStream:
         self.direct = enable_direct(fd)
         self.pos = 0  # bytes on the file (a multiple of ALIGN while direct)
         self.tail = b""  # the stream's bytes after pos, not yet written
-        self._free: list = []
-        self._lent: dict = {}  # data pointer of a lent region -> its buffer
-        self._release: Optional[_Buffer] = None  # handed back at the next put
+        self._slots: dict = {}  # slot -> its _Buffer
+        self._lent: dict = {}  # data pointer of a lent region -> (its buffer, its file offset)
         self._lock = threading.Lock()
         self._append(memoryview(head))
 
@@ -94,14 +93,17 @@ class DirectStream:
         """The stream's length so far."""
         return self.pos + len(self.tail)
 
-    def lend(self, at: int, nbytes: int) -> torch.Tensor:
+    def lend(self, at: int, nbytes: int, slot: int = 0) -> torch.Tensor:
         if nbytes > self.capacity:
             raise ValueError(f"a region of {nbytes} bytes is larger than the buffers ({self.capacity})")
         if nbytes <= 0:
             return torch.empty(0, dtype=torch.uint8)  # nothing to write: ``put`` takes it as it is
         with self._lock:
-            buf = self._free.pop() if self._free else None
-        buf = buf or _Buffer(self.capacity)
+            buf = self._slots.get(slot)
+        if buf is None:
+            buf = _Buffer(self.capacity)
+            with self._lock:
+                self._slots[slot] = buf
         region = buf.region(at, nbytes)
         with self._lock:
             self._lent[region.data_ptr()] = (buf, at)
@@ -119,20 +121,14 @@ class DirectStream:
                 raise ValueError(f"regions are put in file order: this one is for offset {at}, the stream "
                                  f"is at {self.end}")
             del self._lent[region.data_ptr()]
-        try:
-            self._write_region(buf, region)
-        finally:
-            with self._lock:
-                if self._release is not None:
-                    self._free.append(self._release)
-                self._release = buf
+        self._write_region(buf, region)
 
     def write(self, data) -> None:
         """Append bytes that were made elsewhere (a CUDA copy, a trajectory's gathered rows)."""
         mv = memoryview(data).cast("B")
         for i in range(0, len(mv), self.capacity):
             piece = mv[i:i + self.capacity]
-            region = self.lend(self.end, len(piece))
+            region = self.lend(self.end, len(piece), slot=-1)  # a slot of its own
             region.numpy()[:] = np.frombuffer(piece, dtype=np.uint8)
             self.put(region)
 

@@ -31,8 +31,8 @@ def run_cpu(plan: Plan, reporter: Reporter, sink) -> UnsampleResult:
     with one_intraop_thread():
         maker = FrameMaker(plan)
         shift = maker.normalize_shift() if plan.spec.normalize else None
-        lend = 0 if maker.trajectory else min(chunk, len(plan.positions))  # rows made in the output's buffers
-        with sink.open(plan, chunk_rows=lend) as out:  # a streamed output removes its temp file if anything fails
+        lend = 0 if maker.trajectory else chunk  # chunks made in the output's own buffers, one slot each
+        with sink.open(plan, chunk_rows=lend, slots=chunks.in_flight(threads)) as out:  # removed if anything fails
             emitter = Emitter(plan, reporter, out, shift)
             init = _lower_thread_priority if reporter.background else None
             if init:

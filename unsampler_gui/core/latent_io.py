@@ -374,12 +374,12 @@ class LatentWriter:
         """True when the frames go to the disk without the page cache (``direct_io``): see ``lend``."""
         return self._direct is not None
 
-    def lend(self, start: int, nbytes: int) -> Optional[torch.Tensor]:
-        """A float32 buffer for the tensor region's bytes ``[start, start + nbytes)``, to make frames in and
-        hand to ``put``; None when this writer is not direct (then ``write`` them)."""
+    def lend(self, start: int, nbytes: int, slot: int = 0) -> Optional[torch.Tensor]:
+        """A float32 buffer (the one of ``slot``) for the tensor region's bytes ``[start, start + nbytes)``, to
+        make frames in and hand to ``put``; None when this writer is not direct (then ``write`` them)."""
         if self._direct is None:
             return None
-        return self._direct.lend(self.data_offset + start, nbytes).view(torch.float32)
+        return self._direct.lend(self.data_offset + start, nbytes, slot).view(torch.float32)
 
     def put(self, region: torch.Tensor) -> None:
         """Write a buffer from ``lend``, in order."""

@@ -33,7 +33,7 @@ class MemorySink:
     streamed = False
     max_memory = None
 
-    def open(self, plan: Plan, alloc: Callable = host_alloc, chunk_rows: int = 0) -> "_MemoryOutput":
+    def open(self, plan: Plan, alloc: Callable = host_alloc, chunk_rows: int = 0, slots: int = 1) -> "_MemoryOutput":
         return _MemoryOutput(plan, alloc)
 
 
@@ -46,10 +46,11 @@ class LatentSink:
     def __init__(self, path, overwrite: bool = False, max_memory: Optional[int] = None):
         self.path, self.overwrite, self.max_memory = path, overwrite, max_memory
 
-    def open(self, plan: Plan, alloc: Callable = host_alloc, chunk_rows: int = 0) -> "_LatentOutput":
-        """``chunk_rows``: the most output positions the driver makes at once in ``rows`` (0: it never
-        asks, and writes from its own buffers)."""
-        return _LatentOutput(plan, self, chunk_rows)
+    def open(self, plan: Plan, alloc: Callable = host_alloc, chunk_rows: int = 0, slots: int = 1) -> "_LatentOutput":
+        """``chunk_rows``: the driver makes chunks of that many output positions (starting at multiples of
+        it) in ``rows``, at most ``slots`` chunks at once, and emits each before it asks for the chunk
+        ``slots`` later (0: it never asks, and writes from its own buffers)."""
+        return _LatentOutput(plan, self, chunk_rows, slots)
 
 
 class _MemoryOutput:
@@ -92,11 +93,12 @@ class _LatentOutput:
 
     streamed = True
 
-    def __init__(self, plan: Plan, sink: LatentSink, chunk_rows: int = 0):
+    def __init__(self, plan: Plan, sink: LatentSink, chunk_rows: int = 0, slots: int = 1):
+        self.chunk_rows, self.slots = max(1, chunk_rows), max(1, slots)
         self.batch, self.frame_shape = plan.batch, tuple(plan.out_shape[1:])
         self.row_bytes = 4 * plan.batch * math.prod(self.frame_shape)  # one output position, every item
         self.writer = LatentWriter(sink.path, plan.out_shape, export_metadata(plan), overwrite=sink.overwrite,
-                                   direct_buffers=chunk_rows * self.row_bytes)
+                                   direct_buffers=min(chunk_rows, len(plan.positions)) * self.row_bytes)
         self.in_place = self.writer.direct  # rows(a, b) are where the driver makes them
         self._lent: set = set()
 
@@ -104,7 +106,8 @@ class _LatentOutput:
         """Output positions [a, b) in a buffer that goes to the disk as it is (direct), or None."""
         if not self.in_place:
             return None
-        t = self.writer.lend(a * self.row_bytes, (b - a) * self.row_bytes)
+        slot = (a // self.chunk_rows) % self.slots  # the driver's own staging slot for this chunk
+        t = self.writer.lend(a * self.row_bytes, (b - a) * self.row_bytes, slot)
         self._lent.add(t.data_ptr())
         return t.view((b - a) * self.batch, *self.frame_shape)
 
