@@ -86,3 +86,19 @@ def test_output_larger_than_memory_is_refused_before_running(make_spec, monkeypa
     assert plan_unsample(spec).out_bytes > (100 << 20)
     with pytest.raises(ResourceError, match="export straight to a file|fewer steps"):
         run_unsample(spec)
+
+
+def test_run_unsample_refuses_a_cap_it_cannot_keep_before_writing(make_spec, tmp_path):
+    """The same check as the command line's --max-memory (``check_memory_cap``), for every caller."""
+    from unsampler_gui.core.chunks import stream_memory_floor
+    from unsampler_gui.core.errors import BadParameterError
+
+    spec = make_spec(shape=(1, 4, 32, 32), steps=30, threads=2)
+    floor = stream_memory_floor(plan_unsample(spec), 2)
+    out = tmp_path / "x.latent"
+    with pytest.raises(BadParameterError, match="cannot be met.*needs at least"):
+        run_unsample(spec, None, LatentSink(out, max_memory=floor - 1))
+    assert list(tmp_path.iterdir()) == []
+    assert run_unsample(spec, None, LatentSink(out, max_memory=floor)).path == str(out)
+    with pytest.raises(BadParameterError, match="cannot be met"):  # the older keyword form too
+        run_unsample(spec, output=tmp_path / "y.latent", max_memory=floor // 2)

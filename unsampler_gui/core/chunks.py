@@ -18,6 +18,8 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from .devices import default_threads, human_bytes
+from .errors import BadParameterError
 from .frames import Keyframe
 from .job import Plan
 
@@ -42,6 +44,32 @@ def cpu_chunk_bytes(plan: Plan) -> int:
 def cuda_chunk_bytes(plan: Plan) -> int:
     """8..64 MB, about an eighth of the output: enough chunks to overlap each copy with the next chunk."""
     return min(CUDA_CHUNK_MAX, max(CUDA_CHUNK_MIN, plan.out_bytes // CUDA_CHUNKS))
+
+
+def stream_memory_floor(plan: Plan, threads: int = 0) -> int:
+    """The least memory a streamed run of ``plan`` holds, whatever the cap: whole steps in flight.
+
+    One step is ``batch`` frames. The CPU driver fills one staging chunk per thread plus one queued
+    (a chunk is at least one step); the CUDA driver stages two chunks in pinned memory; both keep the
+    input latent (one step's worth). The cap given to ``run_unsample`` shrinks the chunks down to one
+    step, never below this.
+    """
+    step = plan.frame_bytes * plan.batch
+    if plan.device.type == "cuda":
+        return 3 * step
+    return (int(threads or default_threads()) + 2) * step
+
+
+def check_memory_cap(plan: Plan, max_memory: int, threads: int = 0, name: str = "the memory cap") -> None:
+    """Refuse a cap that a streamed run of ``plan`` cannot keep, saying what the least is."""
+    floor = stream_memory_floor(plan, threads)
+    if max_memory < floor:
+        step = plan.frame_bytes * plan.batch
+        least_one = stream_memory_floor(plan, 1)
+        hint = f" ({human_bytes(least_one)} with one thread)" if least_one < floor else ""
+        raise BadParameterError(
+            f"{name} {human_bytes(max_memory)} cannot be met: one step of this run is {human_bytes(step)} and a "
+            f"streamed run holds at least {floor // step} steps, so it needs at least {human_bytes(floor)}{hint}")
 
 
 def chunk_steps(plan: Plan, target_bytes: int, slots: int, max_memory: Optional[int]) -> int:

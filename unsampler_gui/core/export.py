@@ -8,11 +8,11 @@ import json
 from typing import Optional, Sequence
 
 from .atomic import atomic_write
-from .devices import default_threads, human_bytes
 from .errors import BadParameterError, Cancelled
 from .latent_io import LatentWriter
 from .sigma_format import manual_sigmas_text
 from .sigmas import sigmas_document as schedule_document
+from .chunks import check_memory_cap, stream_memory_floor  # noqa: F401 (their old home)
 from .job import Plan, Reporter, UnsampleResult, export_metadata
 
 
@@ -62,32 +62,6 @@ def export_latent(result: UnsampleResult, path, positions: Optional[Sequence[int
                 rep.progress(k, len(pos))
                 run_start = k
         return w.commit()
-
-
-def stream_memory_floor(plan: Plan, threads: int = 0) -> int:
-    """The least memory a streamed run of ``plan`` holds, whatever the cap: whole steps in flight.
-
-    One step is ``batch`` frames. The CPU driver fills one staging chunk per thread plus one queued
-    (a chunk is at least one step); the CUDA driver stages two chunks in pinned memory; both keep the
-    input latent (one step's worth). The cap given to ``run_unsample`` shrinks the chunks down to one
-    step, never below this.
-    """
-    step = plan.frame_bytes * plan.batch
-    if plan.device.type == "cuda":
-        return 3 * step
-    return (int(threads or default_threads()) + 2) * step
-
-
-def check_memory_cap(plan: Plan, max_memory: int, threads: int = 0, name: str = "the memory cap") -> None:
-    """Refuse a cap that a streamed run of ``plan`` cannot keep, saying what the least is."""
-    floor = stream_memory_floor(plan, threads)
-    if max_memory < floor:
-        step = plan.frame_bytes * plan.batch
-        least_one = stream_memory_floor(plan, 1)
-        hint = f" ({human_bytes(least_one)} with one thread)" if least_one < floor else ""
-        raise BadParameterError(
-            f"{name} {human_bytes(max_memory)} cannot be met: one step of this run is {human_bytes(step)} and a "
-            f"streamed run holds at least {floor // step} steps, so it needs at least {human_bytes(floor)}{hint}")
 
 
 def _atomic_text(path, text: str, overwrite: bool) -> str:

@@ -17,6 +17,7 @@ from typing import Optional, Union
 
 import torch
 
+from .chunks import check_memory_cap
 from .drive_cpu import run_cpu
 from .drive_cuda import run_cuda
 from .job import (NOISE_MODES, Plan, Reporter, UnsampleResult, UnsampleSpec, as_reporter,
@@ -51,6 +52,9 @@ def run_unsample(job: Union[UnsampleSpec, Plan], reporter: Optional[Reporter] = 
         plan = job
     else:
         plan = plan_unsample(job)
+    if sink.streamed and sink.max_memory:  # a cap the run cannot keep is refused before anything is written
+        check_memory_cap(plan, sink.max_memory, plan.spec.threads)
+    if not isinstance(job, Plan):
         rep.planned(plan)
     try:
         return _drive(plan, rep, sink)
