@@ -203,3 +203,23 @@ def test_the_dialog_is_the_registry(window, qtbot):
         assert dlg.source_label.text() == k.source_text(dlg.source)[0]
         assert dlg.path.text().endswith(k.ext) or k.destination != "file"
     dlg.close()
+
+
+def test_a_run_reuses_the_estimates_plan(window, qtbot, set_steps, run_and_wait, monkeypatch):
+    """The window plans the current inputs once (for the estimate); the run takes that plan, and only a
+    run whose inputs changed since plans again."""
+    set_steps(window, 20)
+    qtbot.waitUntil(lambda: window.session.plan() is not None, timeout=WAIT_MS)
+    estimate_plan = window.session.plan()
+    calls = []
+    real = core.plan_unsample
+    monkeypatch.setattr(core, "plan_unsample", lambda spec: calls.append(spec) or real(spec))
+    res = run_and_wait(window)
+    assert calls == [] and res.plan is estimate_plan
+    want = real(window.panel.spec())
+    assert torch.equal(res.latent, core.run_unsample(want).latent)
+    spec = window.panel.spec()  # a plan of other inputs is not taken: the worker plans afresh
+    other = real(spec.replace(seed=spec.seed + 1))
+    with qtbot.waitSignal(window.worker.finished, timeout=WAIT_MS):
+        window.worker.run(spec, plan=other)
+    assert len(calls) == 1 and calls[0] is spec

@@ -62,7 +62,7 @@ class RunController(QObject):
             if not quiet:
                 self.error.emit("Run", str(e))
             return False
-        self.worker.run(spec)
+        self.worker.run(spec, plan=self.session.plan())  # the estimate's plan, when it is of these inputs
         return True
 
     @Slot()

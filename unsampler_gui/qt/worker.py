@@ -218,12 +218,24 @@ class UnsampleWorker(Worker):
         super().__init__(parent, name="unsample", pacing=pacing)
 
     def run(self, spec: "core.UnsampleSpec", output: Optional[str] = None, overwrite: bool = False,
-            max_memory: Optional[int] = None) -> int:
+            max_memory: Optional[int] = None, plan: Optional["core.Plan"] = None) -> int:
+        """``plan``: the plan of ``spec`` when the caller has it already (the session's, made for the
+        estimate); else the job plans it."""
+        if plan is not None and plan.spec is not spec and not _same_run(plan.spec, spec):
+            plan = None  # made for other inputs: plan afresh
+
         def job(rep: TaskReporter):
-            plan = core.plan_unsample(spec)
-            rep.planned(plan)  # run_unsample does not announce a plan it is handed
-            return core.run_unsample(plan, rep, output=output, overwrite=overwrite, max_memory=max_memory)
+            made = plan if plan is not None else core.plan_unsample(spec)
+            rep.planned(made)  # run_unsample does not announce a plan it is handed
+            return core.run_unsample(made, rep, output=output, overwrite=overwrite, max_memory=max_memory)
 
         # in-memory runs (CPU and CUDA) hand out views of the final output, which never changes again;
         # streamed runs reuse a staging buffer, so their frames are copied
         return self.run_in_thread(job, share_frames=output is None)
+
+
+def _same_run(a: "core.UnsampleSpec", b: "core.UnsampleSpec") -> bool:
+    """Two specs of the same run: the very same latent, an equal family and equal parameters."""
+    fields = ("frames", "device", "chunk_frames", "threads", "source_name", "source_sha256")
+    return (a.latent is b.latent and a.family == b.family and a.params() == b.params()
+            and all(getattr(a, f) == getattr(b, f) for f in fields))
