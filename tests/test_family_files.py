@@ -153,6 +153,23 @@ def test_write_family_file_reads_back(tmp_path):
         write_family_file(fam, tmp_path / "fams")
 
 
+def test_write_family_file_is_the_one_atomic_writer_without_the_exports(tmp_path):
+    """A family file is written by ``core.atomic`` itself (fsync, rename, umask mode, the one set of messages),
+    with no export module loaded: a process that saves a family imports neither ``export`` nor ``exports``."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.umask(0o027)\n"
+            "from unsampler_gui.core.family_files import write_family_file\n"
+            "from unsampler_gui.core.family_format import family_from_definition\n"
+            f"p = write_family_file(family_from_definition({MY_FLUX!r}), {str(tmp_path)!r})\n"
+            "print(oct(os.stat(p).st_mode & 0o777), sorted(m for m in sys.modules if m.startswith('unsampler_gui.core.export')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0o640", "[]"]
+    assert read_family_file(tmp_path / "MyFlux.json")[0] == family_from_definition(MY_FLUX)
+
+
 # ------------------------------------------------------------------------------------------ bad files
 
 def _with(path, value):

@@ -466,5 +466,10 @@ def atomic_write(path, write: Callable, overwrite: bool = False) -> str:
         return af.commit()
 
 
-__all__ = ["AtomicFile", "atomic_write", "open_regular", "check_target", "check_replaceable", "disk_error",
+def atomic_write_text(path, text: str, overwrite: bool = False) -> str:
+    """Write ``text`` as UTF-8, atomically. Returns the path."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), overwrite)
+
+
+__all__ = ["AtomicFile", "atomic_write", "atomic_write_text", "open_regular", "check_target", "check_replaceable", "disk_error",
            "exists_error", "clean_stale_partials", "WriteBehind", "file_kind", "STALE_SECONDS"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Optional, Sequence
 
-from .atomic import atomic_write
+from .atomic import atomic_write_text
 from .errors import BadParameterError, Cancelled
 from .latent_io import LatentWriter
 from .sigma_format import manual_sigmas_text
@@ -65,7 +65,7 @@ def export_latent(result: UnsampleResult, path, positions: Optional[Sequence[int
 
 
 def _atomic_text(path, text: str, overwrite: bool) -> str:
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), overwrite)
+    return atomic_write_text(path, text, overwrite)
 
 
 def sigmas_document(plan: Plan) -> dict:

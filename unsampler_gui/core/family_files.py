@@ -160,7 +160,7 @@ def file_name_for(name: str) -> str:
 
 def write_family_file(fam: Family, folder=None, overwrite: bool = False) -> Path:
     """Save a family as ``<folder>/<name>.json`` (default folder: ``<config>/families``), atomically."""
-    from .export import _atomic_text
+    from .atomic import atomic_write_text
     from .errors import ResourceError
 
     folder = Path(folder) if folder is not None else families_dir()
@@ -170,4 +170,4 @@ def write_family_file(fam: Family, folder=None, overwrite: bool = False) -> Path
         raise ResourceError(f"cannot create {folder}: {e.strerror or e}") from None
     text = family_file_text(fam)
     family_from_definition(json.loads(text))  # what is written reads back
-    return Path(_atomic_text(folder / file_name_for(fam.name), text, overwrite))
+    return Path(atomic_write_text(folder / file_name_for(fam.name), text, overwrite))
