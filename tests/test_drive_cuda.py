@@ -143,3 +143,58 @@ def test_the_device_is_free_for_the_next_chunk_only_after_its_copy(tmp_path):
         for frames in (None, tuple(range(99, -1, -1)), (3, 90, 4, 50, 51)):
             s = _spec(steps=100, noise=noise, frames=frames, chunk_frames=3)
             assert torch.equal(_cuda(s, ops=LateOps()).latent, _cuda(s).latent), (noise, frames)
+
+
+def test_a_cuda_out_of_memory_fall_back_starts_the_consumer_over_on_the_cpu_plan(tmp_path, monkeypatch):
+    """The CUDA attempt (its block logic on the CPU) fails part way; the CPU run that follows announces its
+    plan again, and every partial after that announcement is the CPU run's, from row 0, in order."""
+    from unsampler_gui.core import unsample
+
+    events = []
+
+    class Consumer(Recorder):
+        def planned(self, plan):
+            events.append(("planned", plan.device.type))
+            self.parts.clear()  # what a consumer does on a (new) plan: start over
+
+        def message(self, text):
+            events.append(("message", text))
+
+        def partial(self, a, b, frames):
+            events.append(("partial", a))
+            super().partial(a, b, frames)
+
+    def failing_cuda(plan, reporter, sink):
+        host = plan.on("cpu")
+
+        class Failing(HostOps):
+            copies = 0
+
+            def copy_to_host(self, dst, src):
+                Failing.copies += 1
+                if Failing.copies == 3:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+                return super().copy_to_host(dst, src)
+
+        return run_cuda(host, reporter, sink, ops=Failing(), maker=FrameMaker(host, "blocks"))
+
+    monkeypatch.setattr(unsample, "run_cuda", failing_cuda)
+    spec = _spec(steps=40, chunk_frames=4)
+    cpu_plan = plan_unsample(spec)
+    cuda_plan = cpu_plan.on("cuda")
+    for sink in (MemorySink(), LatentSink(tmp_path / "o.latent")):
+        events.clear()
+        rep = Consumer()
+        res = unsample.run_unsample(cuda_plan, rep, sink)
+        assert res.device == "cpu"
+        kinds = [e[0] for e in events]
+        assert kinds.count("partial") > len(rep.parts)  # the CUDA attempt sent some before it failed
+        i = kinds.index("planned")
+        assert events[i - 1][0] == "message" and "CPU" in events[i - 1][1] and events[i][1] == "cpu"
+        after = [a for kind, a in events[i + 1:] if kind == "partial"]
+        assert after == [p[0] for p in rep.parts] and after[0] == 0
+        assert [(a, b) for a, b, _ in rep.parts] == [(a, min(a + 4, 40)) for a in range(0, 40, 4)]
+        want = run_cpu(cpu_plan, Reporter(), MemorySink()).latent
+        got = torch.cat([f for _, _, f in rep.parts])
+        assert torch.equal(got, want)
+        assert torch.equal(res.latent if res.latent is not None else read_latent(res.path).tensor, want)

@@ -172,8 +172,9 @@ def plan_unsample(spec: UnsampleSpec) -> Plan:
 class Reporter:
     """The job's side channel. Subclass and override what you need; every method is optional.
 
-    - ``planned(plan)``: the plan, once, before any frame is made (not when the caller handed the plan in:
-      it has it already).
+    - ``planned(plan)``: the plan, before any frame is made (not when the caller handed the plan in: it has
+      it already). It comes again when a CUDA run falls back to the CPU: the run starts over on that plan,
+      and the partials and progress before it are void (they come again from row 0, with the CPU's bits).
     - ``progress(done, total)``: ``done`` of ``total`` output steps are final.
     - ``partial(start, stop, frames)``: output rows ``[start*B, stop*B)`` are final; ``frames`` is a CPU
       tensor holding exactly those rows (a view: copy it if you keep it past the call). Partials come in

@@ -63,7 +63,11 @@ def run_unsample(job: Union[UnsampleSpec, Plan], reporter: Optional[Reporter] = 
             raise
         rep.message("CUDA ran out of memory; running on the CPU instead")
         torch.cuda.empty_cache()
-        return _drive(plan.on("cpu"), rep, sink)
+        cpu = plan.on("cpu")
+        # the CPU's frames are not the GPU's (another generator): the run starts over, and says so with its
+        # new plan, so that a consumer drops the partials it had and takes them again from row 0
+        rep.planned(cpu)
+        return _drive(cpu, rep, sink)
 
 
 def _drive(plan: Plan, reporter: Reporter, sink) -> UnsampleResult:
