@@ -254,3 +254,20 @@ def test_program_ends_without_teardown_but_with_all_its_output():
     r = subprocess.run([sys.executable, "-c", code, "sigmas", "--model", "NoSuchFamily"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 2 and "unknown model family" in r.stderr
+
+
+def test_a_run_of_a_named_family_imports_only_what_it_needs(tmp_path):
+    """``run --model SD15 --latent``: no Qt, no PIL, no scipy, no diffusers, no VAE networks and no checkpoint
+    readers or detection rules (a checkpoint given by path loads those, as before)."""
+    src = tmp_path / "in.latent"
+    write_latent(src, torch.randn(1, 4, 8, 8))
+    code = ("import sys; from unsampler_gui.cli import main\n"
+            f"rc = main(['run', '--model', 'SD15', '--latent', {str(src)!r}, '--steps', '3', '-o', "
+            f"{str(tmp_path / 'o.latent')!r}])\n"
+            "heavy = ('PySide6', 'PIL', 'scipy', 'diffusers', 'transformers', 'unsampler_gui.core.vae.loader', "
+            "'unsampler_gui.core.vae.encode', 'unsampler_gui.core.vae.find', 'unsampler_gui.core.detect.rules', "
+            "'unsampler_gui.core.detect.pickle_reader', 'unsampler_gui.core.detect.diffusers_folder')\n"
+            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "0 []"

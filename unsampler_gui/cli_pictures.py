@@ -130,7 +130,7 @@ def image_latent(args, fam, model: str):
 
 def refuse_picture_as_latent(path: str) -> None:
     """A picture given where a latent belongs gets told what to do instead of a safetensors error."""
-    from .core.vae import sniff_picture
+    from .core.vae.images import sniff_picture  # the one check, without the VAE's loaders and models
 
     if sniff_picture(path):
         raise BadParameterError(f"{os.path.basename(path)} is a picture, not a latent: use --image {path} (it is "

@@ -18,14 +18,25 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .diffusers_folder import detect_diffusers
 from .file_kind import classify_file
-from .state_dict import KeyIndex, index_from_safetensors
-from .pickle_reader import read_torch_pickle, read_torch_zip
-from .rules import ArchMatch, detect_architecture
 from ..errors import BadFileError, BadParameterError
 from ..families import SHIFT_KINDS, Family, get_family
 from ..safetensors_io import open_checked, read_header
+
+#: Names of the loader steps re-exported here, imported on first use: a family chosen by name (the
+#: command line's usual ``--model SDXL``) never loads the checkpoint readers and their rules.
+_LAZY = {"detect_diffusers": "diffusers_folder", "KeyIndex": "state_dict", "index_from_safetensors": "state_dict",
+         "read_torch_pickle": "pickle_reader", "read_torch_zip": "pickle_reader", "ArchMatch": "rules",
+         "detect_architecture": "rules"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
@@ -85,6 +96,9 @@ def _sniff(path: str) -> bytes:
 
 def read_index(path: str) -> KeyIndex:
     """The tensor names and shapes of a checkpoint file, by its content (not its extension)."""
+    from .pickle_reader import read_torch_pickle, read_torch_zip
+    from .state_dict import index_from_safetensors
+
     head = _sniff(path)
     ext = os.path.splitext(path)[1].lower()
     if head.startswith(b"PK\x03\x04"):
@@ -187,6 +201,9 @@ def _named(path: str, fn, *args):
 
 def detect_model(path, shift: Optional[float] = None, prediction: Optional[str] = None) -> Detection:
     """Detect the family of a checkpoint file or diffusers folder, then apply the overrides."""
+    from .diffusers_folder import detect_diffusers
+    from .rules import detect_architecture
+
     p = _checked_path(path)
     if os.path.isdir(p):
         arch = detect_diffusers(p)

@@ -17,13 +17,29 @@ from __future__ import annotations
 
 import os
 
-from .approx import METHOD as APPROXIMATE_METHOD, approximate_latent
-from .encode import NoVaeFound, PictureLatent, crop_box, decode_to_uint8, picture_latent
-from .find import VaeChoice, checkpoint_vae, folder_vaes, taesd_choice, vae_choices, where_a_vae_goes
 from .images import PICTURE_EXTENSIONS, Picture, read_picture, read_text_chunks, save_png, sniff_picture
-from .loader import fits, load_taesd, load_vae
-from .model import NotAbleError, Vae, to_uint8
 from .workflow import SETTING_KEYS, ComfySettings, settings_from_chunks, settings_from_json_file
+
+#: The networks' side, imported on first use: a command that only checks whether a file is a picture (the
+#: command line's ``run --latent``) never loads the VAE's finders, loaders and models.
+_LAZY = {"APPROXIMATE_METHOD": ("approx", "METHOD"), "approximate_latent": ("approx", None),
+         "NoVaeFound": ("encode", None), "PictureLatent": ("encode", None), "crop_box": ("encode", None),
+         "decode_to_uint8": ("encode", None), "picture_latent": ("encode", None),
+         "VaeChoice": ("find", None), "checkpoint_vae": ("find", None), "folder_vaes": ("find", None),
+         "taesd_choice": ("find", None), "vae_choices": ("find", None), "where_a_vae_goes": ("find", None),
+         "fits": ("loader", None), "load_taesd": ("loader", None), "load_vae": ("loader", None),
+         "NotAbleError": ("model", None), "Vae": ("model", None), "to_uint8": ("model", None)}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr or name)
+        globals()[name] = value  # once: later lookups are plain attributes (and can be patched as before)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def comfyui_settings(path):
