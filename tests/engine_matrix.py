@@ -10,7 +10,13 @@ and thread counts, in memory and streamed to a ``.latent`` (with and without a m
 Regenerate (only ever against the old engine, whose bits are the reference)::
 
     git archive e20d8b3 | tar -x -C /tmp/base
-    PYTHONPATH=/tmp/base .venv/bin/python tests/engine_matrix.py --write tests/data/engine_digests.json
+    .venv/bin/python -S -c "import sys; sys.path[:0] = ['/tmp/base', '.venv/lib/python3.11/site-packages', \
+        'tests']; import engine_matrix; engine_matrix.main(['--write', 'tests/data/engine_digests.json'])"
+
+(``-S`` and the explicit path: with ``PYTHONPATH`` alone the editable install's finder wins and the digests
+would be today's engine's; check that ``unsampler_gui.core.__file__`` is under /tmp/base.) The capped stream
+cases use 24,000 bytes, the least cap every case's run keeps (``check_memory_cap``), which still makes
+one-step chunks.
 
 Only the public API of that commit is used here: ``UnsampleSpec``, ``run_unsample(spec, output=, overwrite=,
 max_memory=)`` and ``read_latent``.
@@ -68,7 +74,7 @@ def _layout() -> list:
         for noise in NOISES:
             for k, frames in enumerate(subsets):
                 for chunk, threads in ((0, 1), (1, 1), (5, 3), (7, 2)):
-                    for stream, cap in ((False, None), (True, None), (True, 20_000)):
+                    for stream, cap in ((False, None), (True, None), (True, 24_000)):  # 1-step chunks, over the floor
                         normalize = (k + chunk) % 2 == 1
                         out.append(dict(family=fam, shape=_shape(fam, 2), steps=30, noise=noise, frames=frames,
                                         chunk_frames=chunk, threads=threads, normalize=normalize, seed=9,
