@@ -16,6 +16,44 @@ import torch
 from .families import Sampling
 
 
+#: The float32 kernels ``sigma()`` calls besides exactly rounded operations (+ - * /, floor, ceil, frac, clamp,
+#: indexing): the ones whose results on a vector and on one 0-d tensor could differ. Each goes through ``kernel``.
+_KERNELS = {"exp": torch.exp, "cos": torch.cos, "log": torch.log, "sigmoid": torch.sigmoid,
+            "square": lambda t: t ** 2, "pow_half": lambda t: t ** 0.5,
+            "pow_rho": lambda t: t ** 7.0, "tan": torch.tan}  # the last two: karras and kl_optimal
+#: Where each kernel is probed: the ranges sigma() feeds it (log-sigmas; cosine phases; logSNRs; sigmas).
+_PROBE_RANGES = {"exp": (-12.0, 8.0), "cos": (0.0, 1.6), "log": (1e-6, 1e6), "sigmoid": (-20.0, 20.0),
+                 "square": (-2.0, 2.0), "pow_half": (0.0, 1e4), "pow_rho": (0.0, 2.5), "tan": (0.0, 1.57)}
+PROBE_VALUES = 2048
+
+
+@lru_cache(maxsize=None)
+def vector_kernel_is_scalar(op: str) -> bool:
+    """True when torch's float32 CPU kernel ``op`` gives, on a whole vector, each element the bits it gives on
+    one 0-d tensor: then ComfyUI's loop of ``sigma()`` over 0-d timesteps can be one vector call.
+
+    Checked once per process on ``PROBE_VALUES`` values (vector body and tail) spread over the range
+    ``sigma()`` uses. Where a build's kernels differ (as ``sigmoid`` does here: its vector body uses a faster
+    exp), they differ on about 1 value in 25 to 100, so a build that passes the probe by chance is
+    vanishingly unlikely (below 1e-9); such a build keeps the one-at-a-time loop.
+    """
+    fn, (lo, hi) = _KERNELS[op], _PROBE_RANGES[op]
+    g = torch.Generator().manual_seed(20241)
+    x = torch.rand(PROBE_VALUES + 3, generator=g) * (hi - lo) + lo
+    one_by_one = torch.stack([fn(v) for v in x.unbind()])
+    return torch.equal(fn(x).view(torch.int32), one_by_one.view(torch.int32))
+
+
+def kernel(op: str, x: torch.Tensor) -> torch.Tensor:
+    """torch's float32 ``op`` of ``x`` with the bits ComfyUI's loop of ``sigma()`` over 0-d timesteps gets:
+    one vector call where this build rounds a vector as it rounds one element, else one 0-d element at a
+    time (as ComfyUI does)."""
+    fn = _KERNELS[op]
+    if x.dim() == 0 or x.numel() <= 1 or vector_kernel_is_scalar(op):
+        return fn(x)
+    return torch.stack([fn(v) for v in x.reshape(-1).unbind()]).view(x.shape)
+
+
 def _rescale_zero_terminal_snr_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
     """Zero terminal SNR rescaling (Lin et al. 2023), as ComfyUI's ``rescale_zero_terminal_snr_sigmas``."""
     alphas_cumprod = 1 / ((sigmas * sigmas) + 1)
@@ -70,15 +108,15 @@ class _CascadeConst:
 
 def cascade_sigma(shift: float, c: _CascadeConst, timestep) -> torch.Tensor:
     """StableCascadeSampling.sigma: cosine alpha-cumprod, logSNR shifted by 2*log(1/shift), clamped."""
-    alpha_cumprod = (torch.cos((timestep + c.cosine_s) / (1 + c.cosine_s) * torch.pi * 0.5) ** 2
+    alpha_cumprod = (kernel("square", kernel("cos", (timestep + c.cosine_s) / (1 + c.cosine_s) * torch.pi * 0.5))
                      / c.init_alpha_cumprod)
     if shift != 1.0:
         var = alpha_cumprod
-        log_snr = (var / (1 - var)).log()
+        log_snr = kernel("log", var / (1 - var))
         log_snr += 2 * torch.log(1.0 / torch.tensor(shift))
-        alpha_cumprod = log_snr.sigmoid()
+        alpha_cumprod = kernel("sigmoid", log_snr)
     alpha_cumprod = alpha_cumprod.clamp(0.0001, 0.9999)
-    return ((1 - alpha_cumprod) / alpha_cumprod) ** 0.5
+    return kernel("pow_half", (1 - alpha_cumprod) / alpha_cumprod)
 
 
 def cascade_timestep(c: _CascadeConst, sigma: torch.Tensor) -> torch.Tensor:
@@ -97,36 +135,6 @@ def cascade_table(shift: float, num_timesteps: int = 10000) -> torch.Tensor:
     return out
 
 
-#: The float32 kernels that a sampling kind's ``sigma()`` calls besides exactly rounded operations (+ - * /,
-#: floor, ceil, frac, clamp, indexing): the ones whose vector and single-element results could differ.
-SIGMA_KERNELS = {"discrete": ("exp",), "edm": ("exp",), "flow": (), "flow_av": (), "flux": (),
-                 "stable_cascade": ("cos", "square", "pow_half")}
-_SHIFTED_CASCADE_KERNELS = ("log", "sigmoid")
-_KERNELS = {"exp": torch.exp, "cos": torch.cos, "log": torch.log, "sigmoid": torch.sigmoid,
-            "square": lambda t: t ** 2, "pow_half": lambda t: t ** 0.5}
-#: Where each kernel is probed: the ranges sigma() feeds it (log-sigmas; cosine phases; logSNRs; sigmas).
-_PROBE_RANGES = {"exp": (-12.0, 8.0), "cos": (0.0, 1.6), "log": (1e-6, 1e6), "sigmoid": (-20.0, 20.0),
-                 "square": (-2.0, 2.0), "pow_half": (0.0, 1e4)}
-PROBE_VALUES = 2048
-
-
-@lru_cache(maxsize=None)
-def vector_kernel_is_scalar(op: str) -> bool:
-    """True when torch's float32 CPU kernel ``op`` gives, on a whole vector, each element the bits it gives on
-    one 0-d tensor: then ComfyUI's loop of ``sigma()`` over 0-d timesteps can be one vector call.
-
-    Checked once per process on ``PROBE_VALUES`` values (vector body and tail) spread over the range
-    ``sigma()`` uses. Where a build's kernels differ (as ``sigmoid`` does here: its vector body uses a faster
-    exp), they differ on about 1 value in 25 to 100, so a build that passes the probe by chance is
-    vanishingly unlikely (below 1e-9); such a build keeps the one-at-a-time loop.
-    """
-    fn, (lo, hi) = _KERNELS[op], _PROBE_RANGES[op]
-    g = torch.Generator().manual_seed(20241)
-    x = torch.rand(PROBE_VALUES + 3, generator=g) * (hi - lo) + lo
-    one_by_one = torch.stack([fn(v) for v in x.unbind()])
-    return torch.equal(fn(x).view(torch.int32), one_by_one.view(torch.int32))
-
-
 @dataclass(frozen=True, eq=False)
 class ModelSampling:
     """A family's float32 sigma table plus ComfyUI's ``sigma(t)`` and ``timestep(sigma)`` for it."""
@@ -139,14 +147,6 @@ class ModelSampling:
     #: the bits ComfyUI's one-0-d-tensor-at-a-time loop gives. False where it calls exp/log/cos/acos/sigmoid,
     #: whose float32 kernels round differently in vector bodies, tails and single elements.
     sigma_is_arithmetic: bool = False
-    #: The float32 kernels ``sigma()`` calls beyond exact arithmetic (``SIGMA_KERNELS``).
-    sigma_kernels: tuple = ()
-
-    @property
-    def sigma_vectorizes(self) -> bool:
-        """True when ``sigma()`` of a vector has the bits of ComfyUI's loop over 0-d tensors on this build:
-        plain arithmetic, or only kernels whose vector results are their single-element ones."""
-        return self.sigma_is_arithmetic or all(vector_kernel_is_scalar(op) for op in self.sigma_kernels)
 
     @property
     def sigma_min(self) -> torch.Tensor:
@@ -168,13 +168,13 @@ def _discrete_fns(sigmas: torch.Tensor, log_sigmas: torch.Tensor):
         high_idx = t.ceil().long()
         w = t.frac()
         log_sigma = (1 - w) * log_sigmas[low_idx] + w * log_sigmas[high_idx]
-        return log_sigma.exp()
+        return kernel("exp", log_sigma)
 
     return sigma, timestep
 
 
 def _edm_fns():
-    return (lambda timestep: (timestep / 0.25).exp()), (lambda sigma: 0.25 * sigma.log())
+    return (lambda timestep: kernel("exp", timestep / 0.25)), (lambda sigma: 0.25 * sigma.log())
 
 
 @lru_cache(maxsize=64)
@@ -206,10 +206,8 @@ def model_sampling(s: Sampling) -> ModelSampling:
         raise ValueError(f"unknown sampling kind {s.kind!r}")
     table = table.contiguous()
     table.requires_grad_(False)
-    kernels = SIGMA_KERNELS[s.kind] + (_SHIFTED_CASCADE_KERNELS if s.kind == "stable_cascade" and s.shift != 1.0
-                                       else ())
     return ModelSampling(sigmas=table, sigma=sigma, timestep=timestep, sigmas_list=tuple(table.tolist()),
-                         sigma_is_arithmetic=arithmetic, sigma_kernels=kernels)
+                         sigma_is_arithmetic=arithmetic)
 
 
 def discrete_table_f64(num_timesteps: int, linear_start: float, linear_end: float, zsnr: bool) -> torch.Tensor:

@@ -6,14 +6,15 @@ machine and torch build (float32 exp/tan/cos kernels round differently between h
 bodies, tails and single elements; see the reference README):
 
 - karras, exponential and kl_optimal: one vector op chain of length n, as ComfyUI (pow, exp, tan_);
-- normal and sgm_uniform: ``sigma()`` on one 0-d tensor at a time, as ComfyUI's loop, unless a vector gives
-  the same bits: the family's ``sigma()`` is plain IEEE arithmetic (flow, flux), or its kernels (exp for
-  discrete and EDM; cos, and log and sigmoid when shifted, for Stable Cascade) are checked to round a vector
-  as they round one element (``model_sampling.vector_kernel_is_scalar``);
+- normal and sgm_uniform: ``sigma()`` of the whole vector of timesteps, with the bits of ComfyUI's loop over
+  0-d tensors: its arithmetic is exactly rounded, and each float32 kernel in it (exp, cos, log, sigmoid, ...)
+  is one vector call only where this build rounds a vector as it rounds one element, else one element at a
+  time (``model_sampling.kernel``);
 - simple, ddim_uniform, beta and linear_quadratic only index the table or use Python floats.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .model_sampling import ModelSampling
+from .devices import one_intraop_thread
+from .model_sampling import ModelSampling, vector_kernel_is_scalar
 
 
 def _float_tensor(values) -> torch.Tensor:
@@ -63,10 +65,12 @@ def normal_scheduler(ms: ModelSampling, steps: int, sgm: bool = False) -> torch.
             steps += 1
             append_zero = False
         timesteps = torch.linspace(start, end, steps)
-    if ms.sigma_vectorizes:  # a vector gives the bits of ComfyUI's loop (arithmetic, or kernels checked so)
+    # ComfyUI calls sigma() on one 0-d timestep at a time; on the whole vector every element gets those bits
+    # (exact arithmetic, and each kernel vectorised only where it rounds a vector alike: ``model_sampling.kernel``),
+    # so how torch splits the vector between threads cannot matter: one thread, which on a busy machine saves
+    # waiting for a descheduled OpenMP thread at every op (0.1-0.2 ms instead of 80-230 ms, SD1.5 x 10000)
+    with one_intraop_thread():
         sigs = ms.sigma(timesteps).to(torch.float32)
-    else:  # ComfyUI calls sigma() on one 0-d tensor at a time; this build's kernels round that way only
-        sigs = _float_tensor([float(ms.sigma(timesteps[i])) for i in range(len(timesteps))])
     if append_zero:
         sigs = torch.cat([sigs, sigs.new_zeros([1])])
     return sigs
@@ -147,11 +151,18 @@ class Scheduler:
     handler: Callable
     uses_model_sampling: bool  # False: called as handler(n, float(sigma_min), float(sigma_max))
     description: str
+    #: The float32 kernels ComfyUI's handler applies to a whole vector (``model_sampling.vector_kernel_is_scalar``).
+    kernels: tuple = ()
 
     def __call__(self, ms: ModelSampling, steps: int) -> torch.Tensor:
-        if self.uses_model_sampling:
-            return self.handler(ms, steps)
-        return self.handler(n=steps, sigma_min=ms.sigmas_list[0], sigma_max=ms.sigmas_list[-1])
+        # where each of those kernels rounds its vector body as its tail, how torch splits the vector between
+        # threads cannot change a bit: one thread then (on a busy machine, waiting for a descheduled OpenMP
+        # thread at every op cost 10-200 ms)
+        one = all(vector_kernel_is_scalar(k) for k in self.kernels)
+        with one_intraop_thread() if one else contextlib.nullcontext():
+            if self.uses_model_sampling:
+                return self.handler(ms, steps)
+            return self.handler(n=steps, sigma_min=ms.sigmas_list[0], sigma_max=ms.sigmas_list[-1])
 
 
 #: ComfyUI's SCHEDULER_HANDLERS, in ComfyUI's order (the order of its combo box).
@@ -159,11 +170,12 @@ SCHEDULERS = {s.name: s for s in (
     Scheduler("simple", simple_scheduler, True, "evenly strided table entries"),
     Scheduler("sgm_uniform", lambda ms, steps: normal_scheduler(ms, steps, sgm=True), True,
               "uniform timesteps, SGM style (last sigma dropped before the 0)"),
-    Scheduler("karras", karras_sigmas, False, "Karras rho=7 spacing"),
-    Scheduler("exponential", exponential_sigmas, False, "log-linear spacing"),
+    Scheduler("karras", karras_sigmas, False, "Karras rho=7 spacing", ("pow_rho",)),
+    Scheduler("exponential", exponential_sigmas, False, "log-linear spacing", ("exp",)),
     Scheduler("ddim_uniform", ddim_scheduler, True, "DDIM stride over the table (length varies)"),
     Scheduler("beta", beta_scheduler, True, "Beta(0.6, 0.6) quantiles, duplicates dropped"),
     Scheduler("normal", normal_scheduler, True, "uniform timesteps"),
     Scheduler("linear_quadratic", linear_quadratic_schedule, True, "Mochi's linear-quadratic curve"),
-    Scheduler("kl_optimal", kl_optimal_sigmas, False, "KL-optimal (Align Your Steps paper); NaN for 1 step"),
+    Scheduler("kl_optimal", kl_optimal_sigmas, False, "KL-optimal (Align Your Steps paper); NaN for 1 step",
+              ("tan",)),
 )}
