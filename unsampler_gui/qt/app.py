@@ -195,8 +195,9 @@ def _qt_args(argv) -> list:
     return out
 
 
-def build_window(args: argparse.Namespace, settings=None):
-    """The main window, opened on the given files (or the sample and SD15)."""
+def build_window(args: argparse.Namespace, settings=None, deferred: bool = False):
+    """The main window, opened on the given files (or the sample and SD15). With ``deferred`` the window is its
+    frame until it first paints, and the files open once its contents are built (``MainWindow.when_ready``)."""
     from .family_dialog import load_startup_families
     from .main_window import MainWindow
 
@@ -206,9 +207,14 @@ def build_window(args: argparse.Namespace, settings=None):
     settings = settings if settings is not None else Settings()
     # the files open at the last close, read before the window's own start changes them
     last_latent, last_model = settings.last_file("latent"), settings.last_file("checkpoint")
-    win = MainWindow(settings)
+    win = MainWindow(settings, deferred=deferred)
     for problem in skipped:
         log.warning("skipped family file %s", problem)
+    win.when_ready(lambda: _open_start_files(win, args, skipped, last_latent, last_model))
+    return win
+
+
+def _open_start_files(win, args: argparse.Namespace, skipped, last_latent, last_model) -> None:
     if skipped:
         win.show_status(f"skipped {len(skipped)} family file(s): {skipped[0]}")
     model = args.model
@@ -229,7 +235,6 @@ def build_window(args: argparse.Namespace, settings=None):
         win.open_model(last_model)
     if args.steps:
         win.panel.set_params({"steps": args.steps, "end_at_step": max(args.steps, 10000)}, family=False)
-    return win
 
 
 def _family_takes_sample(name: str) -> bool:
@@ -344,7 +349,8 @@ def main(argv=None) -> int:
         check_platform_libraries()
         app = create_application(_qt_args(argv))
         from .errors import install_excepthook
-        win = build_window(args)
+        # the smoke test builds everything at once; a real start paints the window first, then loads torch
+        win = build_window(args, deferred=not args.smoke_test)
         install_excepthook(lambda: win if not win._closed else None)
         win.show()
     except Exception as e:
@@ -354,17 +360,30 @@ def main(argv=None) -> int:
         win.close()
         _say("smoke test: OK")
         return 0
+    failed = []
+
+    def start_failed(exc) -> None:
+        failed.append(_startup_failed(exc, log_path, show_box=True))
+        win.close()
+        app.exit(1)
+
+    win.startFailed.connect(start_failed)
     if args.run or args.screenshot:
-        if args.run:
-            win.run_when_ready()
-        if args.screenshot:
-            _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame)
-        elif args.quit_after_run:
-            win.runFinished.connect(win.close)
-            win.runFinished.connect(app.quit)
+        win.when_ready(lambda: _after_start(win, app, args))
     code = app.exec()
     win.shutdown()
-    return int(code)
+    return failed[0] if failed else int(code)
+
+
+def _after_start(win, app, args: argparse.Namespace) -> None:
+    """``--run``, ``--screenshot`` and ``--quit-after-run``, once the window's contents are built."""
+    if args.run:
+        win.run_when_ready()
+    if args.screenshot:
+        _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame)
+    elif args.quit_after_run:
+        win.runFinished.connect(win.close)
+        win.runFinished.connect(app.quit)
 
 
 if __name__ == "__main__":
