@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView, QSpinBox, QStyle,
-                               QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView, QSizePolicy, QSpinBox,
+                               QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
 from ..core.errors import BadParameterError
 
@@ -341,12 +341,14 @@ class GridPane(QWidget):
         self.goto_edit.returnPressed.connect(self._go)
         self.info = QLabel(self)
         self.info.setTextFormat(Qt.TextFormat.PlainText)
+        # its text changes with every sequence: it must never widen the grid (and with it the window)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         bar.addWidget(QLabel("Frames:", self))
         bar.addWidget(self.stride_spin)
         bar.addWidget(self.goto_edit, 1)
-        bar.addWidget(self.info)
+        bar.addWidget(self.info, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
@@ -372,6 +374,7 @@ class GridPane(QWidget):
         if frame is not None:
             text += f"  \u2192 frame {frame}, step {st.schedule_step(frame)}, \u03c3 {st.sigma(frame):.4g}"
         self.info.setText(text)
+        self.info.setToolTip(text)  # the whole line, where the bar is too narrow for it
 
 
 def link(grid: "ThumbnailGrid", viewer, selection: bool = True) -> None:
