@@ -237,3 +237,20 @@ def test_the_windows_grid_has_no_empty_strip(window, qtbot, run_and_wait, set_st
     row = _first_row(grid)
     sb_left = grid.verticalScrollBar().mapTo(grid, QPoint(0, 0)).x()
     assert sb_left - 1 - row[-1].right() + row[0].left() - grid.frameWidth() <= len(row)
+
+
+def test_the_bars_info_line_never_widens_the_grid(qtbot, store):
+    from unsampler_gui.qt.thumbnail_grid import GridPane
+
+    g = ThumbnailGrid(store, thumb_size=48)
+    pane = GridPane(g)
+    qtbot.addWidget(pane)
+    pane.show()
+    before = pane.minimumSizeHint().width()
+    feed(store, fake_plan(10000), chunk=2000)
+    qtbot.waitUntil(lambda: "10000 frames" in pane.info.text(), timeout=WAIT_MS)
+    pane._show_info(9999)  # the longest line: the frame, its step and sigma
+    assert pane.minimumSizeHint().width() == before
+    assert pane.info.toolTip() == pane.info.text()
+    pane.close()
+    g.shutdown()
