@@ -90,6 +90,23 @@ def test_a_deferred_window_is_built_after_its_first_paint(qtbot, settings, run_a
     win.close()
 
 
+def test_a_deferred_window_has_the_docks_of_a_direct_one(qtbot, tmp_path):
+    from unsampler_gui.qt.settings import Settings
+
+    sizes = []
+    for i, deferred in enumerate((False, True)):
+        win = MainWindow(Settings(str(tmp_path / f"s{i}.ini")), deferred=deferred)
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitUntil(win.is_ready, timeout=WAIT_MS)
+        docks = lambda: (win.inputs_dock.width(), win.viewer_dock.width(), win.sigma_dock.height())  # noqa: E731
+        if deferred:  # its dock sizes are set once the docks are placed (offscreen, the heights differ a little)
+            qtbot.waitUntil(lambda: all(abs(a - b) <= 16 for a, b in zip(docks(), sizes[0])), timeout=WAIT_MS)
+        sizes.append(docks())
+        win.close()
+    assert sizes[0][:2] == sizes[1][:2]  # the widths: the same (a deferred start once gave the form 800 px)
+
+
 def test_closing_while_starting_keeps_no_settings(qtbot, settings):
     win = MainWindow(settings, deferred=True)
     qtbot.addWidget(win)

@@ -36,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--smoke-test", action="store_true",
                    help="build the main window, process events once and exit 0 (for packaging checks)")
     p.add_argument("--screenshot", metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--screenshot-screen", action="store_true", help=argparse.SUPPRESS)  # the whole screen, frame too
     p.add_argument("--quit-after-run", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     p.add_argument("--frame", type=int, help=argparse.SUPPRESS)  # frame to select after the run (screenshots)
@@ -179,7 +180,7 @@ def follow_color_scheme(app) -> None:
 
 def _qt_args(argv) -> list:
     """Arguments argparse did not take, handed to Qt (for example ``-style fusion``)."""
-    known = {"--run", "--smoke-test", "--quit-after-run"}
+    known = {"--run", "--smoke-test", "--quit-after-run", "--screenshot-screen"}
     out, skip = [], False
     args = list(argv or [])
     for i, a in enumerate(args):
@@ -305,7 +306,8 @@ def _short(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, frame=None) -> None:
+def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, frame=None,
+                         whole_screen: bool = False) -> None:
     from PySide6.QtCore import QTimer
 
     def settle():
@@ -316,7 +318,9 @@ def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, f
     def shoot():
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            ok = win.grab().save(path)
+            # the whole screen shows the window manager's frame and what of the window is off the screen
+            shot = win.screen().grabWindow(0) if whole_screen and win.screen() is not None else win.grab()
+            ok = shot.save(path)
             _say(f"screenshot {'written to' if ok else 'FAILED:'} {path}")
         finally:
             if quit_after_run:
@@ -380,7 +384,8 @@ def _after_start(win, app, args: argparse.Namespace) -> None:
     if args.run:
         win.run_when_ready()
     if args.screenshot:
-        _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame)
+        _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame,
+                             args.screenshot_screen)
     elif args.quit_after_run:
         win.runFinished.connect(win.close)
         win.runFinished.connect(app.quit)

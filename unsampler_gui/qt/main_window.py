@@ -323,12 +323,20 @@ class MainWindow(QMainWindow):
             self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
 
     def _restore_state(self) -> None:
+        self.panel.set_params(self.settings.last_params(), family=False)
+        if self.isVisible():  # docks added to a window on screen: their sizes take once the layout placed them
+            QTimer.singleShot(0, self._restore_docks)
+        else:
+            self._restore_docks()
+
+    def _restore_docks(self) -> None:
+        if self._closed:
+            return
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
         else:
             self._default_dock_sizes()
-        self.panel.set_params(self.settings.last_params(), family=False)
 
     def _default_dock_sizes(self) -> None:
         """The docks' first sizes, in proportion on a small window (the grid in the middle keeps the rest)."""
@@ -350,9 +358,11 @@ class MainWindow(QMainWindow):
             return
         frame, inner = self.frameGeometry(), self.geometry()
         dw, dh = max(0, frame.width() - inner.width()), max(0, frame.height() - inner.height())
+        left, top = max(0, inner.x() - frame.x()), max(0, inner.y() - frame.y())
         if frame == inner and not self.isVisible():  # the frame is not known before the window is shown
-            dh = TITLE_ALLOWANCE
-        room = QRect(avail.x(), avail.y(), avail.width() - dw, avail.height() - dh)
+            dh = top = TITLE_ALLOWANCE
+        # the window's inside goes below its title bar: the frame, title bar included, stays on the screen
+        room = QRect(avail.x() + left, avail.y() + top, avail.width() - dw, avail.height() - dh)
         fitted = fit_to_screen(inner, room)
         if fitted != inner:
             self.setGeometry(fitted)
