@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QSplitter, QStyle,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -525,8 +525,8 @@ class FrameViewer(QWidget):
         muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
         what = getattr(self, "_hist_what", None)
         small = "<span style='font-size:8pt; color:%s'>%s</span>"
-        self.hist_plot.getPlotItem().setTitle(small % (muted, f"histogram, {what}" if what else
-                                                       "histogram of the frame shown: no frame yet"))
+        self._set_title(self.hist_plot, small % (muted, f"histogram, {what}" if what else
+                                                 "histogram of the frame shown: no frame yet"))
         has_plan = self._store.plan is not None
         if has_plan:
             key = " · ".join(f"<span style='color:{c}'>{n}</span>" for n, c in
@@ -534,11 +534,19 @@ class FrameViewer(QWidget):
             title = small % (muted, f"{key} per step")
         else:
             title = small % (muted, "mean, std and sigma per step: no frames yet")
-        self.stats_plot.getPlotItem().setTitle(title)
+        self._set_title(self.stats_plot, title)
         for name in ("left", "bottom", "right"):
             self.stats_plot.getPlotItem().getAxis(name).setStyle(showValues=has_plan)
         self.step_line.setVisible(has_plan)
         self.hist_plot.getPlotItem().getAxis("bottom").setStyle(showValues=what is not None)
+
+    def _set_title(self, plot, html: str) -> None:
+        """A title row one small line high (pyqtgraph's is 30 px: on a low plot, room its axis values need)."""
+        pi = plot.getPlotItem()
+        pi.setTitle(html)
+        h = QFontMetrics(self.font()).height()
+        pi.titleLabel.setMaximumHeight(h)
+        pi.layout.setRowFixedHeight(0, h)
 
     def plots_empty(self) -> dict:
         """Which plots show no data (their axes without values): ``{"hist": bool, "stats": bool}``."""
