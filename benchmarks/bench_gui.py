@@ -25,6 +25,18 @@ if os.environ.get("SWI"):
 def first_paint_child(t0: float) -> None:
     """Runs in a fresh process: the app's own start-up path, until the main window first paints, then until it is
     ready (its contents built, the sample open and its schedule plotted)."""
+    import builtins
+    import threading
+
+    waited = []  # imports of torch on the GUI thread: each one waits until torch has loaded
+    base_import = builtins.__import__
+
+    def watched_import(name, *args, **kwargs):
+        if name.split(".")[0] == "torch" and threading.current_thread() is threading.main_thread():
+            waited.append(name)
+        return base_import(name, *args, **kwargs)
+
+    builtins.__import__ = watched_import
     from PySide6.QtCore import QEvent, QObject, QTimer
 
     from unsampler_gui.qt.app import build_window, create_application, parse_args
@@ -37,7 +49,8 @@ def first_paint_child(t0: float) -> None:
         def eventFilter(self, obj, ev):
             if ev.type() == QEvent.Type.Paint and "first_paint" not in out:
                 out["first_paint"] = time.time() - t0
-                out["loaded_at_paint"] = [m for m in PAINT_MUST_NOT_WAIT_FOR if m in sys.modules]
+                out["waited_at_paint"] = [m for m in HEAVY_MODULES if m in sys.modules] + \
+                    (["torch (on the GUI thread)"] if waited else [])
             return False
 
     def ready():
@@ -60,8 +73,8 @@ def first_paint_child(t0: float) -> None:
 
 #: Modules the start must never load (diffusers and transformers are for reading model folders, later).
 HEAVY_MODULES = ("diffusers", "transformers", "scipy", "matplotlib")
-#: Modules the first paint must not wait for: the window paints, then they load.
-PAINT_MUST_NOT_WAIT_FOR = HEAVY_MODULES + ("torch",)
+# and the first paint must not wait for torch: it loads on a thread while the window shows (the GUI thread imports
+# it only once the window has painted)
 #: The README's claim: the window paints within this many seconds of launch (median of fresh starts).
 FIRST_PAINT_TARGET_S = 1.5
 #: The screen of the X server the start is measured on.
@@ -82,8 +95,8 @@ def paint_series(platform: str, repeats: int = 5) -> dict:
         out = json.loads(r.stdout.strip().splitlines()[-1])
         if out.get("heavy_modules"):
             raise RuntimeError(f"the start loaded {out['heavy_modules']}")
-        if out.get("loaded_at_paint"):
-            raise RuntimeError(f"the first paint waited for {out['loaded_at_paint']}")
+        if out.get("waited_at_paint"):
+            raise RuntimeError(f"the first paint waited for {out['waited_at_paint']}")
         if out.get("first_paint") is None or out.get("ready") is None:
             raise RuntimeError(f"the window did not paint or get ready on {platform}: {out}")
         paints.append(out["first_paint"])
@@ -211,7 +224,7 @@ def main() -> int:
         where = "offscreen" if sr["platform"] == "offscreen" else f"Xvfb {XVFB_SCREEN.rsplit('x', 1)[0]}, xcb"
         fp, every = sr["first_paint"], ", ".join(f"{x:.2f}" for x in sorted(sr["paints"]))
         rows.append((f"GUI: window first paint after launch ({where}; median of 5 fresh starts)", "-",
-                     f"{fp:.2f} s ({every})", "-", "-", f"<= {FIRST_PAINT_TARGET_S} s; torch after it",
+                     f"{fp:.2f} s ({every})", "-", "-", f"<= {FIRST_PAINT_TARGET_S} s, not waiting for torch",
                      "pass" if fp <= FIRST_PAINT_TARGET_S else "MISS"))
         every = ", ".join(f"{x:.2f}" for x in sorted(sr["readies"]))
         rows.append((f"GUI: window ready after launch: form, sample, plot ({where}; median)", "-",

@@ -51,12 +51,12 @@ def _load_core() -> None:
 
 
 class _FirstPaint(QObject):
-    """Starts the window's loading once the window has painted (so the frame is on screen first)."""
+    """Notes the window's first paint: its contents are built after it (so the frame is on screen first)."""
 
     def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Paint and obj is self.parent():
             obj.removeEventFilter(self)
-            QTimer.singleShot(0, obj._load)
+            QTimer.singleShot(0, obj._painted)
         return False
 
 
@@ -108,15 +108,27 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self._first_paint = _FirstPaint(self)
         self.installEventFilter(self._first_paint)
+        self._paint_seen = self._core_loaded = False
+        self._load()  # the import runs while Qt shows the window (the GUI thread waits on X, not on Python)
+
+    def _painted(self) -> None:
+        self._paint_seen = True
+        if self._core_loaded:
+            self._populate(report=True)
+
+    def _core_ready(self) -> None:
+        self._core_loaded = True
+        if self._paint_seen:
+            self._populate(report=True)
 
     def _load(self) -> None:
-        """After the first paint: the core's numerical modules (torch, numpy) load on a thread, so the window
-        stays responsive meanwhile; the widgets are built on the GUI thread once they have."""
+        """The core's numerical modules (torch, numpy) load on a thread, so that the window shows and stays
+        responsive meanwhile; the widgets are built on the GUI thread once they have, after the first paint."""
         if self._closed or self._loader is not None:
             return
         from .background import Background
         self._loader = Background(self, name="start-up")
-        self._loader.done.connect(lambda _tag, _value: self._populate(report=True))
+        self._loader.done.connect(lambda _tag, _value: self._core_ready())
         self._loader.failed.connect(lambda _tag, exc: self.startFailed.emit(exc))
         self._loader.submit(lambda _task: _load_core(), "core")
 
