@@ -1,7 +1,9 @@
 """GUI benchmarks: time to the first paint, event-loop stalls during a 10,000-frame run, and what
 scrolling the whole grid renders.
 
-    python benchmarks/bench_gui.py          (offscreen; `make bench` runs it too)
+    python benchmarks/bench_gui.py          (`make bench` runs it too)
+
+The start is measured offscreen and, when xvfb-run exists, under a real X server (Xvfb, Qt's xcb platform).
 
 Prints one table in the same format as benchmarks/run.py.
 """
@@ -21,42 +23,71 @@ if os.environ.get("SWI"):
 
 
 def first_paint_child(t0: float) -> None:
-    """Runs in a fresh process: the app's own start-up path, until the main window first paints."""
+    """Runs in a fresh process: the app's own start-up path, until the main window first paints, then until it is
+    ready (its contents built, the sample open and its schedule plotted)."""
+    import builtins
+    import threading
+
+    waited = []  # imports of torch on the GUI thread: each one waits until torch has loaded
+    base_import = builtins.__import__
+
+    def watched_import(name, *args, **kwargs):
+        if name.split(".")[0] == "torch" and threading.current_thread() is threading.main_thread():
+            waited.append(name)
+        return base_import(name, *args, **kwargs)
+
+    builtins.__import__ = watched_import
     from PySide6.QtCore import QEvent, QObject, QTimer
 
     from unsampler_gui.qt.app import build_window, create_application, parse_args
 
     app = create_application([])
-    win = build_window(parse_args([]))
-    painted = {}
+    win = build_window(parse_args([]), deferred=True)  # as app.main starts it
+    out = {}
 
     class Probe(QObject):
         def eventFilter(self, obj, ev):
-            if ev.type() == QEvent.Type.Paint and "t" not in painted:
-                painted["t"] = time.time() - t0
-                QTimer.singleShot(0, app.quit)
+            if ev.type() == QEvent.Type.Paint and "first_paint" not in out:
+                out["first_paint"] = time.time() - t0
+                out["waited_at_paint"] = [m for m in HEAVY_MODULES if m in sys.modules] + \
+                    (["torch (on the GUI thread)"] if waited else [])
             return False
+
+    def ready():
+        if win.is_ready() and win.plot.data() is not None and not win.panel.is_loading():
+            out["ready"] = time.time() - t0
+            app.quit()
+        else:
+            QTimer.singleShot(5, ready)
 
     probe = Probe()
     win.installEventFilter(probe)
     win.show()
-    QTimer.singleShot(20000, app.quit)
+    QTimer.singleShot(5, ready)
+    QTimer.singleShot(30000, app.quit)
     app.exec()
     win.shutdown()
-    heavy = [m for m in HEAVY_MODULES if m in sys.modules]
-    print(json.dumps({"first_paint": painted.get("t"), "heavy_modules": heavy}))
+    out["heavy_modules"] = [m for m in HEAVY_MODULES if m in sys.modules]
+    print(json.dumps(out))
 
 
 #: Modules the start must never load (diffusers and transformers are for reading model folders, later).
 HEAVY_MODULES = ("diffusers", "transformers", "scipy", "matplotlib")
+# and the first paint must not wait for torch: it loads on a thread while the window shows (the GUI thread imports
+# it only once the window has painted)
 #: The README's claim: the window paints within this many seconds of launch (median of fresh starts).
 FIRST_PAINT_TARGET_S = 1.5
+#: The screen of the X server the start is measured on.
+XVFB_SCREEN = "1600x1000x24"
 
 
-def time_to_first_paint(repeats: int = 5) -> float:
-    times = []
+def paint_series(platform: str, repeats: int = 5) -> dict:
+    """Fresh starts on Qt's ``platform`` (on the display this process has, for "xcb"): the median first paint and
+    the median time until the window is ready, with every start's figures."""
+    paints, readies = [], []
+    settings = os.path.join(ROOT, f".bench-settings-{platform}.ini")
     for _ in range(repeats):
-        env = dict(os.environ, UNSAMPLER_SETTINGS=os.path.join(ROOT, ".bench-settings.ini"))
+        env = dict(os.environ, UNSAMPLER_SETTINGS=settings, QT_QPA_PLATFORM=platform)
         r = subprocess.run([sys.executable, __file__, "--first-paint", repr(time.time())], capture_output=True,
                            text=True, timeout=120, env=env)
         if r.returncode != 0:
@@ -64,12 +95,34 @@ def time_to_first_paint(repeats: int = 5) -> float:
         out = json.loads(r.stdout.strip().splitlines()[-1])
         if out.get("heavy_modules"):
             raise RuntimeError(f"the start loaded {out['heavy_modules']}")
-        times.append(out["first_paint"])
+        if out.get("waited_at_paint"):
+            raise RuntimeError(f"the first paint waited for {out['waited_at_paint']}")
+        if out.get("first_paint") is None or out.get("ready") is None:
+            raise RuntimeError(f"the window did not paint or get ready on {platform}: {out}")
+        paints.append(out["first_paint"])
+        readies.append(out["ready"])
     try:
-        os.unlink(os.path.join(ROOT, ".bench-settings.ini"))
+        os.unlink(settings)
     except OSError:
         pass
-    return sorted(times)[len(times) // 2]
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {"platform": platform, "first_paint": med(paints), "ready": med(readies), "paints": paints,
+            "readies": readies}
+
+
+def time_to_first_paint(repeats: int = 5) -> list:
+    """The start measured offscreen, and under a real X server (Xvfb, Qt's xcb platform) when xvfb-run exists: one
+    X server for all the starts, so each is timed from its own launch, not the server's."""
+    import shutil
+
+    series = [paint_series("offscreen", repeats)]
+    if shutil.which("xvfb-run"):
+        r = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {XVFB_SCREEN}", sys.executable, __file__,
+                            "--paint-series", "xcb", str(repeats)], capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+        series.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return series
 
 
 def run_and_scroll() -> dict:
@@ -158,15 +211,24 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--first-paint":
         first_paint_child(float(sys.argv[2]))
         return 0
+    if len(sys.argv) > 3 and sys.argv[1] == "--paint-series":
+        print(json.dumps(paint_series(sys.argv[2], int(sys.argv[3]))))
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--run-child":
         print(json.dumps(run_and_scroll()))
         return 0
     from benchmarks.run import _print_table
 
     rows = []
-    fp = time_to_first_paint()
-    rows.append(("GUI: window first paint after launch (median of 5 fresh starts)", "-", f"{fp:.2f} s", "-", "-",
-                 f"<= {FIRST_PAINT_TARGET_S} s", "pass" if fp <= FIRST_PAINT_TARGET_S else "MISS"))
+    for sr in time_to_first_paint():
+        where = "offscreen" if sr["platform"] == "offscreen" else f"Xvfb {XVFB_SCREEN.rsplit('x', 1)[0]}, xcb"
+        fp, every = sr["first_paint"], ", ".join(f"{x:.2f}" for x in sorted(sr["paints"]))
+        rows.append((f"GUI: window first paint after launch ({where}; median of 5 fresh starts)", "-",
+                     f"{fp:.2f} s ({every})", "-", "-", f"<= {FIRST_PAINT_TARGET_S} s, not waiting for torch",
+                     "pass" if fp <= FIRST_PAINT_TARGET_S else "MISS"))
+        every = ", ".join(f"{x:.2f}" for x in sorted(sr["readies"]))
+        rows.append((f"GUI: window ready after launch: form, sample, plot ({where}; median)", "-",
+                     f"{sr['ready']:.2f} s ({every})", "-", "-", "(measured)", "info"))
     runs = []
     for _ in range(3):  # each run in a fresh process; the median of the three runs' longest stalls
         r = subprocess.run([sys.executable, __file__, "--run-child"], capture_output=True, text=True, timeout=600)
@@ -184,7 +246,7 @@ def main() -> int:
                  f"{d['rendered']} rendered, {d['offscreen_rendered']} off-screen", "-",
                  f"{d['cache_items']} thumbs, {d['cache_mb']:.0f} MB", "only visible; bounded", "pass" if ok else "MISS"))
     _print_table(rows)
-    return 0 if all(r[-1] == "pass" for r in rows) else 1
+    return 0 if all(r[-1] in ("pass", "info") for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -122,6 +122,8 @@ def test_the_default_size_is_fitted(qtbot, settings, monkeypatch):
     # a first start on a small screen opens maximised, and its normal size fits the screen too
     assert win.windowState() & Qt.WindowState.WindowMaximized
     assert win.width() <= 1280 and win.height() <= 720 - 32 and win.width() >= 1200
+    # and it lies below room for a title bar: un-maximised, the frame is on the screen, title bar included
+    assert win.geometry().top() >= 32 and win.geometry().bottom() <= 719, win.geometry()
     win.close()
 
 

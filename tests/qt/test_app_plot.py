@@ -82,6 +82,8 @@ def test_compare_overlays(window, qtbot):
 
 def test_hover_readout_shows_raw_sigma(window, qtbot):
     d = _wait_plot(window, qtbot, steps=20)
+    vb = window.plot.plot.getPlotItem().getViewBox()  # the view fits the new schedule when it next paints
+    qtbot.waitUntil(lambda: vb.viewRange()[0][1] >= len(d.schedule) - 1, timeout=WAIT_MS)
     QTest.mouseMove(window.plot.plot.viewport(), _viewport_pos(window.plot, 15.0, float(d.schedule[15])))
     qtbot.waitUntil(lambda: "step 15" in window.plot.readout.text(), timeout=WAIT_MS)
     text = window.plot.readout.text()

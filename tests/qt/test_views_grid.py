@@ -185,3 +185,72 @@ def test_model_without_a_view_renders_nothing(qtbot, store):
     settle(qtbot, model)
     assert requested == [] and model.rowCount(QModelIndex()) == 10000
     model.shutdown()
+
+
+def _first_row(grid):
+    """The rects (in the grid's own coordinates) of the cells in the grid's first row."""
+    model = grid.thumbnail_model()
+    off = grid.viewport().mapTo(grid, grid.viewport().rect().topLeft())
+    rects = []
+    for r in range(model.row_count()):
+        rc = grid.visualRect(model.index(r)).translated(off)
+        if rects and rc.top() != rects[0].top():
+            break
+        rects.append(rc)
+    return rects
+
+
+@pytest.mark.parametrize("steps", [20, 30, 10000])
+def test_the_columns_fill_the_width_at_any_width(qtbot, store, grid, steps):
+    """No empty strip at the right: the cells of a row reach the scroll bar, whatever the width and the number
+    of frames (short runs with no scrolling too); the pixels that do not divide evenly are split left and right."""
+    from PySide6.QtCore import QPoint
+
+    feed(store, fake_plan(steps), chunk=512)
+    smallest = grid._delegate.cell_size().width()
+    for width in (300, 517, 640, 803, 1000, 1234, 700):
+        grid.resize(width, 360)
+        qtbot.waitUntil(lambda: grid.viewport().width() <= width, timeout=WAIT_MS)
+        row = _first_row(grid)
+        sb_left = grid.verticalScrollBar().mapTo(grid, QPoint(0, 0)).x()
+        frame = grid.frameWidth()
+        avail = sb_left - frame  # from the frame's inner edge to the scroll bar
+        cols = len(row)
+        assert cols == min(steps, max(1, (avail - 1) // (smallest + 4)))  # as many columns as fit, no fewer
+        assert len({rc.width() for rc in row}) == 1
+        assert all(b.left() == a.right() + 1 for a, b in zip(row, row[1:]))  # side by side
+        right, left = sb_left - 1 - row[-1].right(), row[0].left() - frame
+        assert 0 <= left and 0 <= right
+        assert right + left <= cols, (width, cols, left, right)  # rounding only (and the one pixel QListView keeps)
+        assert right <= left + 2
+
+
+@pytest.mark.parametrize("size", [(1600, 1000), (1280, 720), (1024, 600)])
+def test_the_windows_grid_has_no_empty_strip(window, qtbot, run_and_wait, set_steps, size):
+    from PySide6.QtCore import QPoint
+
+    set_steps(window, 20)
+    run_and_wait(window)
+    window.resize(*size)
+    grid = window.grid
+    qtbot.waitUntil(lambda: grid.isVisible() and len(_first_row(grid)) > 1, timeout=WAIT_MS)
+    row = _first_row(grid)
+    sb_left = grid.verticalScrollBar().mapTo(grid, QPoint(0, 0)).x()
+    assert sb_left - 1 - row[-1].right() + row[0].left() - grid.frameWidth() <= len(row)
+
+
+def test_the_bars_info_line_never_widens_the_grid(qtbot, store):
+    from unsampler_gui.qt.thumbnail_grid import GridPane
+
+    g = ThumbnailGrid(store, thumb_size=48)
+    pane = GridPane(g)
+    qtbot.addWidget(pane)
+    pane.show()
+    before = pane.minimumSizeHint().width()
+    feed(store, fake_plan(10000), chunk=2000)
+    qtbot.waitUntil(lambda: "10000 frames" in pane.info.text(), timeout=WAIT_MS)
+    pane._show_info(9999)  # the longest line: the frame, its step and sigma
+    assert pane.minimumSizeHint().width() == before
+    assert pane.info.toolTip() == pane.info.text()
+    pane.close()
+    g.shutdown()

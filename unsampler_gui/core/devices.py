@@ -1,12 +1,14 @@
-"""Device choice and memory facts (CPU, CUDA), without importing anything heavy beyond torch."""
+"""Device choice and memory facts (CPU, CUDA). torch is imported by the functions that use it, so that the
+light ones (``human_bytes``, ``return_large_blocks``) can be used before torch loads (the window's first paint)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from .errors import BadParameterError, ResourceError
 
@@ -14,6 +16,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def cuda_available() -> bool:
+    import torch
+
     try:
         return bool(torch.cuda.is_available())
     except Exception:  # a broken CUDA install counts as no CUDA
@@ -22,6 +26,8 @@ def cuda_available() -> bool:
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when there is one, else the CPU. 'cuda' without CUDA is a clear error."""
+    import torch
+
     if name not in DEVICES:
         raise BadParameterError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "cuda" and not cuda_available():
@@ -71,6 +77,8 @@ def human_bytes(n: float) -> str:
 
 def alloc(shape, device: torch.device) -> torch.Tensor:
     """An uninitialised float32 tensor; running out of memory is a clear ``ResourceError``."""
+    import torch
+
     try:
         return torch.empty(shape, dtype=torch.float32, device=device)
     except (RuntimeError, MemoryError) as e:
@@ -94,6 +102,8 @@ def one_intraop_thread():
     torch's setting is process-wide, so overlapping users (a run, and frames made for the app meanwhile)
     share it: the first one in sets it, the last one out restores it.
     """
+    import torch
+
     global _one_thread_users, _threads_before
     with _one_thread:
         if _one_thread_users == 0:

@@ -36,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--smoke-test", action="store_true",
                    help="build the main window, process events once and exit 0 (for packaging checks)")
     p.add_argument("--screenshot", metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--screenshot-screen", action="store_true", help=argparse.SUPPRESS)  # the whole screen, frame too
     p.add_argument("--quit-after-run", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     p.add_argument("--frame", type=int, help=argparse.SUPPRESS)  # frame to select after the run (screenshots)
@@ -179,7 +180,7 @@ def follow_color_scheme(app) -> None:
 
 def _qt_args(argv) -> list:
     """Arguments argparse did not take, handed to Qt (for example ``-style fusion``)."""
-    known = {"--run", "--smoke-test", "--quit-after-run"}
+    known = {"--run", "--smoke-test", "--quit-after-run", "--screenshot-screen"}
     out, skip = [], False
     args = list(argv or [])
     for i, a in enumerate(args):
@@ -195,8 +196,9 @@ def _qt_args(argv) -> list:
     return out
 
 
-def build_window(args: argparse.Namespace, settings=None):
-    """The main window, opened on the given files (or the sample and SD15)."""
+def build_window(args: argparse.Namespace, settings=None, deferred: bool = False):
+    """The main window, opened on the given files (or the sample and SD15). With ``deferred`` the window is its
+    frame until it first paints, and the files open once its contents are built (``MainWindow.when_ready``)."""
     from .family_dialog import load_startup_families
     from .main_window import MainWindow
 
@@ -206,9 +208,14 @@ def build_window(args: argparse.Namespace, settings=None):
     settings = settings if settings is not None else Settings()
     # the files open at the last close, read before the window's own start changes them
     last_latent, last_model = settings.last_file("latent"), settings.last_file("checkpoint")
-    win = MainWindow(settings)
+    win = MainWindow(settings, deferred=deferred)
     for problem in skipped:
         log.warning("skipped family file %s", problem)
+    win.when_ready(lambda: _open_start_files(win, args, skipped, last_latent, last_model))
+    return win
+
+
+def _open_start_files(win, args: argparse.Namespace, skipped, last_latent, last_model) -> None:
     if skipped:
         win.show_status(f"skipped {len(skipped)} family file(s): {skipped[0]}")
     model = args.model
@@ -229,7 +236,6 @@ def build_window(args: argparse.Namespace, settings=None):
         win.open_model(last_model)
     if args.steps:
         win.panel.set_params({"steps": args.steps, "end_at_step": max(args.steps, 10000)}, family=False)
-    return win
 
 
 def _family_takes_sample(name: str) -> bool:
@@ -300,7 +306,8 @@ def _short(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, frame=None) -> None:
+def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, frame=None,
+                         whole_screen: bool = False) -> None:
     from PySide6.QtCore import QTimer
 
     def settle():
@@ -311,7 +318,9 @@ def _schedule_screenshot(win, app, path: str, quit_after_run: bool, ran: bool, f
     def shoot():
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            ok = win.grab().save(path)
+            # the whole screen shows the window manager's frame and what of the window is off the screen
+            shot = win.screen().grabWindow(0) if whole_screen and win.screen() is not None else win.grab()
+            ok = shot.save(path)
             _say(f"screenshot {'written to' if ok else 'FAILED:'} {path}")
         finally:
             if quit_after_run:
@@ -344,7 +353,8 @@ def main(argv=None) -> int:
         check_platform_libraries()
         app = create_application(_qt_args(argv))
         from .errors import install_excepthook
-        win = build_window(args)
+        # the smoke test builds everything at once; a real start paints the window first, then loads torch
+        win = build_window(args, deferred=not args.smoke_test)
         install_excepthook(lambda: win if not win._closed else None)
         win.show()
     except Exception as e:
@@ -354,17 +364,31 @@ def main(argv=None) -> int:
         win.close()
         _say("smoke test: OK")
         return 0
+    failed = []
+
+    def start_failed(exc) -> None:
+        failed.append(_startup_failed(exc, log_path, show_box=True))
+        win.close()
+        app.exit(1)
+
+    win.startFailed.connect(start_failed)
     if args.run or args.screenshot:
-        if args.run:
-            win.run_when_ready()
-        if args.screenshot:
-            _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame)
-        elif args.quit_after_run:
-            win.runFinished.connect(win.close)
-            win.runFinished.connect(app.quit)
+        win.when_ready(lambda: _after_start(win, app, args))
     code = app.exec()
     win.shutdown()
-    return int(code)
+    return failed[0] if failed else int(code)
+
+
+def _after_start(win, app, args: argparse.Namespace) -> None:
+    """``--run``, ``--screenshot`` and ``--quit-after-run``, once the window's contents are built."""
+    if args.run:
+        win.run_when_ready()
+    if args.screenshot:
+        _schedule_screenshot(win, app, args.screenshot, args.quit_after_run, args.run, args.frame,
+                             args.screenshot_screen)
+    elif args.quit_after_run:
+        win.runFinished.connect(win.close)
+        win.runFinished.connect(app.quit)
 
 
 if __name__ == "__main__":

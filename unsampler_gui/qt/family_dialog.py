@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from .. import core
 from ..core.families import PREDICTIONS, SAMPLING_KINDS, Family, use_registry
 from ..core.family_format import KIND_PARAMS, FamilyDefinitionError, definition_of, family_from_definition
-from .worker import Worker
 from .wheel_guard import guard_wheel_all
 
 KIND_LABELS = {"discrete": "discrete (DDPM table: SD1.x, SDXL, CogVideoX)", "edm": "EDM (Playground, SVD)",
@@ -86,6 +85,7 @@ class FamilyDialog(QDialog):
         self.setWindowTitle("Define a model family")
         self._base: Family = base or core.get_family("SD15")
         self._exact: dict = {}  # the base's own values, kept where the form shows them unchanged
+        from .worker import Worker  # (torch under it: this module is on the start path, the dialog is not)
         self.worker = Worker(self, name="define-family")
         self.worker.result.connect(self._on_saved)
         self.worker.error.connect(lambda t: self._set_status(t, error=True))

@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QSplitter, QStyle,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -26,6 +26,7 @@ from ..core.stats import histogram, one_frame_stats
 from . import errors
 from .background import Background
 from .frame_store import FrameStore
+from .plot_axes import sparse_axes
 from .viewer_tools import ViewerTools
 
 #: Contrast choices: (label, setting). "shared" is the range of step 0 (the least noisy frame).
@@ -167,7 +168,7 @@ class FrameViewer(QWidget):
             lab.setTextFormat(Qt.TextFormat.PlainText)
             lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
-        self.hist_plot = pg.PlotWidget(self)
+        self.hist_plot = pg.PlotWidget(self, axisItems=sparse_axes("left", "bottom"))
         self.hist_plot.setMinimumHeight(40)
         self.hist_plot.setMenuEnabled(False)
         self.hist_plot.setMouseEnabled(x=False, y=False)
@@ -176,16 +177,17 @@ class FrameViewer(QWidget):
         self.hist_plot.hideAxis("left")  # counts: at a plot this low their labels pile up
         self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0)
 
-        self.stats_plot = pg.PlotWidget(self)
+        self.stats_plot = pg.PlotWidget(self, axisItems=sparse_axes("left", "bottom", "right"))
         self.stats_plot.setMinimumHeight(80)
         self.stats_plot.setMenuEnabled(False)
         self.stats_plot.hideButtons()
         pi = self.stats_plot.getPlotItem()
         pi.setDownsampling(auto=True, mode="peak")  # 10,000 steps draw as ~2 points a pixel
-        pi.setLabel("bottom", "step")
         pi.getAxis("bottom").enableAutoSIPrefix(False)  # steps are counts: "12000", not "12 (x1e+03)"
-        pi.setLabel("left", "mean, std")
-        self.legend = pi.addLegend(offset=(4, 4))
+        self.stats_plot.setToolTip("Mean and std of each step's frame (solid: measured, dotted: what the formula "
+                                   "expects), and sigma on the right-hand axis")
+        # what the curves are goes in a title line above them (a legend would sit on the curves of a plot this
+        # low), and the axes label their major ticks only, so that short axes never pile their labels up
         self.mean_curve = pi.plot([], [], name="mean")
         self.std_curve = pi.plot([], [], name="std")
         self.expected_mean_curve = pi.plot([], [], name="expected mean")
@@ -195,12 +197,10 @@ class FrameViewer(QWidget):
         pi.showAxis("right")
         pi.scene().addItem(self.sigma_box)
         pi.getAxis("right").linkToView(self.sigma_box)
-        pi.getAxis("right").setLabel("sigma")
         self.sigma_box.setXLink(pi)
         self.sigma_curve = pg.PlotDataItem([], [])
         self.sigma_curve.setDownsampling(auto=True, method="peak")
         self.sigma_box.addItem(self.sigma_curve)
-        self.legend.addItem(self.sigma_curve, "sigma")
         pi.vb.sigResized.connect(self._sync_sigma_box)
         self.step_line = pg.InfiniteLine(angle=90, movable=True)
         pi.addItem(self.step_line)
@@ -261,7 +261,7 @@ class FrameViewer(QWidget):
         self.expected_std_curve.setPen(pg.mkPen(STD_COLOR, width=1, style=Qt.PenStyle.DotLine))
         self.sigma_curve.setPen(pg.mkPen(SIGMA_COLOR, width=1, style=Qt.PenStyle.DashLine))
         self.step_line.setPen(pg.mkPen(MARK_COLOR, width=1))
-        self.legend.setLabelTextColor(text)
+        self._titles()
 
     def changeEvent(self, event) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
@@ -466,6 +466,8 @@ class FrameViewer(QWidget):
         # statistics the run's steps from the start, so that the axis stays put as they come in
         self.hist_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.stats_plot.setXRange(0, max(1, st.n_steps - 1) if st.plan is not None else 1, padding=0.02)
+        self._hist_what = None
+        self._titles()
         self._refresh_stats_plot()
         if st.plan is not None:
             self._sigma_plot_data()
@@ -516,6 +518,40 @@ class FrameViewer(QWidget):
         x = st.positions[order][filled].astype(np.float64)
         self.mean_curve.setData(x, st.stats.series("mean", item)[order][filled])
         self.std_curve.setData(x, st.stats.series("std", item)[order][filled])
+
+    def _titles(self) -> None:
+        """The plots' title lines, and their axes' values only when there is something to read on them: an empty
+        plot says what will come instead of showing a made-up 0..1 range."""
+        muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        what = getattr(self, "_hist_what", None)
+        small = "<span style='font-size:8pt; color:%s'>%s</span>"
+        self._set_title(self.hist_plot, small % (muted, f"histogram, {what}" if what else
+                                                 "histogram of the frame shown: no frame yet"))
+        has_plan = self._store.plan is not None
+        if has_plan:
+            key = " · ".join(f"<span style='color:{c}'>{n}</span>" for n, c in
+                                  (("mean", MEAN_COLOR), ("std", STD_COLOR), ("sigma", SIGMA_COLOR)))
+            title = small % (muted, f"{key} per step")
+        else:
+            title = small % (muted, "mean, std and sigma per step: no frames yet")
+        self._set_title(self.stats_plot, title)
+        for name in ("left", "bottom", "right"):
+            self.stats_plot.getPlotItem().getAxis(name).setStyle(showValues=has_plan)
+        self.step_line.setVisible(has_plan)
+        self.hist_plot.getPlotItem().getAxis("bottom").setStyle(showValues=what is not None)
+
+    def _set_title(self, plot, html: str) -> None:
+        """A title row one small line high (pyqtgraph's is 30 px: on a low plot, room its axis values need)."""
+        pi = plot.getPlotItem()
+        pi.setTitle(html)
+        h = QFontMetrics(self.font()).height()
+        pi.titleLabel.setMaximumHeight(h)
+        pi.layout.setRowFixedHeight(0, h)
+
+    def plots_empty(self) -> dict:
+        """Which plots show no data (their axes without values): ``{"hist": bool, "stats": bool}``."""
+        return {"hist": not self.hist_plot.getPlotItem().getAxis("bottom").style["showValues"],
+                "stats": not self.stats_plot.getPlotItem().getAxis("left").style["showValues"]}
 
     def _step_line_moved(self) -> None:
         st = self._store
@@ -586,8 +622,8 @@ class FrameViewer(QWidget):
         counts, edges = r["hist"]
         self.hist_plot.enableAutoRange()
         self.hist_curve.setData(edges, counts.astype(np.float64))
-        what = "all channels" if key.mode == preview.RGB else f"channel {key.mode}"
-        self.hist_plot.getPlotItem().setTitle(f"<span style='font-size:8pt'>histogram, {what}</span>")
+        self._hist_what = "all channels" if key.mode == preview.RGB else f"channel {key.mode}"
+        self._titles()
         s = r["stats"]
         lo, hi = r["range"]
         self.stats_label.setText(f"mean {s['mean']:.4g}   std {s['std']:.4g}   min {s['min']:.4g}   "

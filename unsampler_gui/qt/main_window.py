@@ -11,29 +11,20 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
 from .. import core
-from ..core.exports import EXPORTS, LATENT
-from ..core.inputs import OPENABLE_EXTS
-from ..core.session import Session
 from . import errors, resource_path
-from .actions import install as install_conveniences
-from .export_dialog import ExportDialog
 from .family_dialog import define_family
-from .frame_store import FrameStore
-from .frame_viewer import FrameViewer
-from .param_panel import ParamPanel
-from .run_controller import RunController
 from .settings import Settings
-from .sigma_plot import SigmaPlot
-from .thumbnail_grid import GridPane, ThumbnailGrid, link
-from .worker import UnsampleWorker
+
+if TYPE_CHECKING:
+    from .export_dialog import ExportDialog
 
 log = logging.getLogger("unsampler")
 
@@ -51,19 +42,131 @@ def fit_to_screen(geo: QRect, available: QRect) -> QRect:
     return QRect(x, y, w, h)
 
 
+def _load_core() -> None:
+    """Import the core's numerical modules (torch, numpy and what the widgets use): Qt-free, so a thread may."""
+    import importlib
+
+    for name in ("session", "params", "exports", "inputs", "sequence", "stats", "pictures", "frames"):
+        importlib.import_module(f"..core.{name}", __package__)
+
+
+class _FirstPaint(QObject):
+    """Notes the window's first paint: its contents are built after it (so the frame is on screen first)."""
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.Paint and obj is self.parent():
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, obj._painted)
+        return False
+
+
 class MainWindow(QMainWindow):
     """Unsampler's window. ``settings`` is injected (tests pass a throwaway one)."""
 
     runFinished = Signal()  # a run ended (result, error or cancel), after the window updated
+    ready = Signal()  # the form, plot, grid and viewer are built (a deferred start: after the first paint)
+    startFailed = Signal(object)  # a deferred start could not build the window (the exception)
 
-    def __init__(self, settings: Optional[Settings] = None, parent: Optional[QWidget] = None):
+    def __init__(self, settings: Optional[Settings] = None, parent: Optional[QWidget] = None,
+                 deferred: bool = False):
+        """With ``deferred``, the window is only its frame until it first paints ("starting…" in its middle):
+        then torch and the core load on a thread, and the form, plot, grid and viewer are built when they have
+        (``ready``; ``when_ready`` queues what needs them). Without, everything is built here."""
         super().__init__(parent)
         self.settings = settings or Settings()
         self._export: Optional[ExportDialog] = None
         self._closed = False
+        self._ready = False
+        self._when_ready: list = []
+        self._loader = None
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
+        self.setWindowTitle("Unsampler")
+        if deferred:
+            self._start_frame()
+        else:
+            self._populate()
 
+    # -- a start in two steps: the frame paints, then the contents load ---------------------------
+    def is_ready(self) -> bool:
+        """True once the form, plot, grid and viewer exist."""
+        return self._ready
+
+    def when_ready(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` now if the window is ready, or as soon as it is."""
+        if self._ready:
+            fn()
+        else:
+            self._when_ready.append(fn)
+
+    def _start_frame(self) -> None:
+        self.starting_label = QLabel("Starting Unsampler\u2026")
+        self.starting_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.starting_label.setEnabled(False)
+        self.setCentralWidget(self.starting_label)
+        self.statusBar().showMessage("loading torch and the model families\u2026")
+        self._restore_geometry()
+        self._first_paint = _FirstPaint(self)
+        self.installEventFilter(self._first_paint)
+        self._paint_seen = self._core_loaded = False
+        self._load()  # the import runs while Qt shows the window (the GUI thread waits on X, not on Python)
+
+    def _painted(self) -> None:
+        self._paint_seen = True
+        if self._core_loaded:
+            self._populate(report=True)
+
+    def _core_ready(self) -> None:
+        self._core_loaded = True
+        if self._paint_seen:
+            self._populate(report=True)
+
+    def _load(self) -> None:
+        """The core's numerical modules (torch, numpy) load on a thread, so that the window shows and stays
+        responsive meanwhile; the widgets are built on the GUI thread once they have, after the first paint."""
+        if self._closed or self._loader is not None:
+            return
+        from .background import Background
+        self._loader = Background(self, name="start-up")
+        self._loader.done.connect(lambda _tag, _value: self._core_ready())
+        self._loader.failed.connect(lambda _tag, exc: self.startFailed.emit(exc))
+        self._loader.submit(lambda _task: _load_core(), "core")
+
+    def ensure_ready(self) -> None:
+        """Build the contents now, if they are not yet (a deferred window that must be used at once)."""
+        if not self._ready:
+            self._populate()
+
+    def _populate(self, report: bool = False) -> None:
+        """Build the contents; with ``report`` (the deferred start, which has no caller to raise to), a failure
+        is ``startFailed(exc)`` for the app to report."""
+        if self._ready or self._closed:
+            return
+        try:
+            self._build()
+        except Exception as e:
+            if not report:
+                raise
+            self.startFailed.emit(e)
+            return
+        self._ready = True
+        queued, self._when_ready = self._when_ready, []
+        for fn in queued:
+            fn()
+        self.ready.emit()
+
+    def _build(self) -> None:
+        from ..core.session import Session
+        from .frame_store import FrameStore
+        from .frame_viewer import FrameViewer
+        from .param_panel import ParamPanel
+        from .run_controller import RunController
+        from .sigma_plot import SigmaPlot
+        from .thumbnail_grid import GridPane, ThumbnailGrid, link
+        from .worker import UnsampleWorker
+
+        deferred = self.centralWidget() is not None  # the frame is up: its geometry was restored already
+        self.statusBar().clearMessage()
         # models and workers
         self.session = Session()
         self.session.memory_cap = self.settings.memory_cap
@@ -84,7 +187,9 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_actions()
         self._connect()
-        self._restore()
+        if not deferred:
+            self._restore_geometry()
+        self._restore_state()
         self._update_title()
         self.plot.set_request(self.panel.schedule_request())
 
@@ -156,6 +261,9 @@ class MainWindow(QMainWindow):
         return act
 
     def _build_actions(self) -> None:
+        from ..core.exports import EXPORTS
+        from .actions import install as install_conveniences
+
         mb = self.menuBar()
         f = mb.addMenu("&File")
         self.open_latent_action = self._action(f, "Open &latent…", self.panel.browse_latent, QKeySequence.StandardKey.Open)
@@ -214,22 +322,33 @@ class MainWindow(QMainWindow):
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
 
-    def _restore(self) -> None:
-        geo, state = self.settings.window_geometry(), self.settings.window_state()
+    def _restore_geometry(self) -> None:
+        geo = self.settings.window_geometry()
         self.resize(DEFAULT_SIZE)
         if geo is not None:
             self.restoreGeometry(geo)
-        if state is not None:
-            self.restoreState(state)
         self.fit_to_screen()  # also the size the window has when it is un-maximised
         avail = self.available_geometry()
         if geo is None and avail is not None and (avail.width() < DEFAULT_SIZE.width()
                                                   or avail.height() < DEFAULT_SIZE.height() + TITLE_ALLOWANCE):
             # a first start on a small screen opens maximised: the system fits it, title bar and panels included
             self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
-        if state is None:
-            self._default_dock_sizes()
+
+    def _restore_state(self) -> None:
         self.panel.set_params(self.settings.last_params(), family=False)
+        if self.isVisible():  # docks added to a window on screen: their sizes take once the layout placed them
+            QTimer.singleShot(0, self._restore_docks)
+        else:
+            self._restore_docks()
+
+    def _restore_docks(self) -> None:
+        if self._closed:
+            return
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+        else:
+            self._default_dock_sizes()
 
     def _default_dock_sizes(self) -> None:
         """The docks' first sizes, in proportion on a small window (the grid in the middle keeps the rest)."""
@@ -251,9 +370,11 @@ class MainWindow(QMainWindow):
             return
         frame, inner = self.frameGeometry(), self.geometry()
         dw, dh = max(0, frame.width() - inner.width()), max(0, frame.height() - inner.height())
+        left, top = max(0, inner.x() - frame.x()), max(0, inner.y() - frame.y())
         if frame == inner and not self.isVisible():  # the frame is not known before the window is shown
-            dh = TITLE_ALLOWANCE
-        room = QRect(avail.x(), avail.y(), avail.width() - dw, avail.height() - dh)
+            dh = top = TITLE_ALLOWANCE
+        # the window's inside goes below its title bar: the frame, title bar included, stays on the screen
+        room = QRect(avail.x() + left, avail.y() + top, avail.width() - dw, avail.height() - dh)
         fitted = fit_to_screen(inner, room)
         if fitted != inner:
             self.setGeometry(fitted)
@@ -279,11 +400,11 @@ class MainWindow(QMainWindow):
             self.panel.open_checkpoint(name_or_path)  # detect gives the clear "unknown" message
 
     def dragEnterEvent(self, event) -> None:
-        if self._dropped_paths(event):
+        if self._ready and self._dropped_paths(event):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:
-        if self._dropped_paths(event):
+        if self._ready and self._dropped_paths(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
@@ -295,6 +416,8 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _dropped_paths(event) -> list:
+        from ..core.inputs import OPENABLE_EXTS
+
         md = event.mimeData()
         if not md.hasUrls():
             return []
@@ -373,7 +496,12 @@ class MainWindow(QMainWindow):
             errors.show_error(self, title, text)
 
     # -- exports, settings, help ------------------------------------------------------------------
-    def open_export(self, kind: str = LATENT) -> ExportDialog:
+    def open_export(self, kind: Optional[str] = None) -> ExportDialog:
+        """The export dialog, on ``kind`` (``core.exports``'s keys; default: the latent export)."""
+        from ..core.exports import LATENT
+        from .export_dialog import ExportDialog
+
+        kind = LATENT if kind is None else kind
         if self._export is not None:
             self._export.shutdown()
             self._export.deleteLater()
@@ -425,6 +553,10 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        if self._loader is not None:
+            self._loader.shutdown()
+        if not self._ready:
+            return
         self.worker.shutdown()
         if self._export is not None:
             self._export.shutdown()
@@ -435,7 +567,7 @@ class MainWindow(QMainWindow):
             w.shutdown()
 
     def closeEvent(self, event) -> None:
-        if not self._closed:
+        if not self._closed and self._ready:  # closed while starting: nothing of this session to keep
             try:
                 self.settings.save_window(self.saveGeometry(), self.saveState())
                 self.settings.set_last_params(self.panel.run_params())

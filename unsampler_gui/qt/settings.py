@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from ..core import params as run_params
+if TYPE_CHECKING:  # the parameters (and torch, under them) load when first used: the window paints before
+    from ..core import params as run_params
 
 ORGANIZATION = "Unsampler"
 APPLICATION = "Unsampler"
@@ -114,9 +115,11 @@ class Settings:
             v = json.loads(self._str("params/last", "{}"))
         except json.JSONDecodeError:
             v = {}
+        from ..core import params as run_params
         return run_params.from_dict(v)
 
     def set_last_params(self, params: run_params.RunParams) -> None:
+        from ..core import params as run_params
         self.q.setValue("params/last", json.dumps(run_params.to_dict(params)))
 
     def family_choices(self) -> dict:

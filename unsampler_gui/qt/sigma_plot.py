@@ -25,6 +25,7 @@ from .. import core
 from ..core.sigmas import slice_bounds
 from . import errors
 from .background import Background
+from .plot_axes import sparse_axes
 
 #: Colours for compared schedulers (colour-blind friendly, Okabe-Ito).
 COMPARE_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#D55E00", "#0072B2", "#F0E442", "#999999")
@@ -103,7 +104,7 @@ class SigmaPlot(QWidget):
         self._compute.done.connect(self._on_ready)
         self._compute.failed.connect(self._on_failed)
 
-        self.plot = pg.PlotWidget(self)
+        self.plot = pg.PlotWidget(self, axisItems=sparse_axes("left"))  # a low plot: labels that never pile up
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         for axis in ("left", "bottom"):  # grid lines at major ticks only: minor ones cost ~10 ms a repaint

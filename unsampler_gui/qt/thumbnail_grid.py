@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView, QSpinBox, QStyle,
-                               QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView, QSizePolicy, QSpinBox,
+                               QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
 from ..core.errors import BadParameterError
 
@@ -23,6 +23,8 @@ from .thumbnail_model import ThumbnailModel
 #: Default thumbnail side, in pixels.
 THUMB_SIZE = 96
 PAD = 3
+#: The gap between two cells' highlights, in pixels (half of it on each side of a cell).
+GAP = 4
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
@@ -34,6 +36,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
     def __init__(self, model: ThumbnailModel, parent=None):
         super().__init__(parent)
         self._model = model
+        self._fill: Optional[QSize] = None  # the grid's cell, when it is wider than the content needs
         self._font = QFont()
         self._font.setPointSizeF(max(6.5, self._font.pointSizeF() * 0.8))
         self._fm = QFontMetrics(self._font)
@@ -56,11 +59,15 @@ class ThumbnailDelegate(QStyledItemDelegate):
                          s + 3 * PAD + 2 * self._fm.height())
         return QSize(s + 2 * PAD, s + 3 * PAD + self._fm.height())
 
+    def set_fill(self, size: Optional[QSize]) -> None:
+        """Make each cell ``size`` (the grid's pitch), so that cells fill a row; None: the content's size."""
+        self._fill = size
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        return self.cell_size()
+        return self._fill if self._fill is not None else self.cell_size()
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        r = option.rect
+        r = option.rect.adjusted(GAP // 2, GAP // 2, -(GAP - GAP // 2), -(GAP - GAP // 2))
         pal = option.palette
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.save()
@@ -122,7 +129,12 @@ class ThumbnailGrid(QListView):
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setDragEnabled(False)
         self.setMouseTracking(True)
-        self.setSpacing(2)
+        # Always there, so that the columns never change when a run grows past one screen; the cells' width
+        # is then computed from a width that does not depend on the number of frames.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setAutoFillBackground(True)  # the margins that centre the columns have the viewport's colour
+        self.setBackgroundRole(QPalette.ColorRole.Base)
         self._apply_grid_size()
         self.selectionModel().currentChanged.connect(self._on_current_changed)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
@@ -237,15 +249,29 @@ class ThumbnailGrid(QListView):
         self._model.set_settings(size=max(16, int(size)))
         self._apply_grid_size()
 
+    def columns(self) -> int:
+        """How many cells a row holds now."""
+        return max(1, self.viewport().width() // max(1, self.gridSize().width()))
+
     def _apply_grid_size(self) -> None:
-        """Cells share the row's width evenly, so no part-column of empty space is left at the right."""
+        """Cells share the row's width evenly: as many columns as the content's size allows, each as wide as
+        the width divided by their number, and the pixels that do not divide split as margins on both sides.
+        So no part-column of empty space is left at the right, whatever the width and the number of frames."""
         cell = self._delegate.cell_size()
-        w, h = cell.width() + 4, cell.height() + 4
-        avail = self.viewport().width() - 2 * self.spacing()
-        if avail > w:
-            w = avail // max(1, avail // w)
-        if self.gridSize() != QSize(w, h):
-            self.setGridSize(QSize(w, h))
+        w, h = cell.width() + GAP, cell.height() + GAP
+        m = self.viewportMargins()
+        # the width with no margins, less one: QListView wraps a row whose cells reach its last pixel
+        avail = self.maximumViewportSize().width() + m.left() + m.right() - 1
+        cols = max(1, avail // w)
+        pitch = max(w, avail // cols)
+        rest = max(0, avail - cols * pitch)
+        left = rest // 2
+        size = QSize(pitch, h)
+        self._delegate.set_fill(size)
+        if (m.left(), m.right()) != (left, rest - left):
+            self.setViewportMargins(left, 0, rest - left, 0)
+        if self.gridSize() != size:
+            self.setGridSize(size)
             self.doItemsLayout()
 
     def resizeEvent(self, event) -> None:
@@ -315,12 +341,14 @@ class GridPane(QWidget):
         self.goto_edit.returnPressed.connect(self._go)
         self.info = QLabel(self)
         self.info.setTextFormat(Qt.TextFormat.PlainText)
+        # its text changes with every sequence: it must never widen the grid (and with it the window)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         bar.addWidget(QLabel("Frames:", self))
         bar.addWidget(self.stride_spin)
         bar.addWidget(self.goto_edit, 1)
-        bar.addWidget(self.info)
+        bar.addWidget(self.info, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
@@ -346,6 +374,7 @@ class GridPane(QWidget):
         if frame is not None:
             text += f"  \u2192 frame {frame}, step {st.schedule_step(frame)}, \u03c3 {st.sigma(frame):.4g}"
         self.info.setText(text)
+        self.info.setToolTip(text)  # the whole line, where the bar is too narrow for it
 
 
 def link(grid: "ThumbnailGrid", viewer, selection: bool = True) -> None:
