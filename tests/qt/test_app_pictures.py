@@ -279,3 +279,35 @@ def test_a_vae_that_does_not_fit_is_a_message(window, qtbot, photo, tmp_path, sh
     assert shown[0][0] == "Encode picture" and "16-channel" in shown[0][1]
     assert window.session.latent is first
     assert np.isfinite(first.tensor.numpy()).all()
+
+
+def test_the_newest_picture_wins(window, qtbot, photo, comfy, tmp_path, monkeypatch):
+    """A picture opened while another is being encoded supersedes it: the first never becomes the latent."""
+    from unsampler_gui.core import vae
+
+    reached, gate = threading.Event(), threading.Event()
+    real = vae.picture_latent
+
+    def gated(picture, *args, progress=None, **kw):
+        def held(done, total):
+            if picture.path == str(photo):
+                reached.set()
+                gate.wait(WAIT_MS / 1000)
+            if progress is not None:
+                progress(done, total)
+        return real(picture, *args, progress=held, **kw)
+
+    monkeypatch.setattr(vae, "picture_latent", gated)
+    window.settings.comfy_root = str(comfy)
+    seen = []
+    window.panel.latentChanged.connect(lambda lat: seen.append(lat.name))
+    second = tmp_path / "second.png"
+    Image.fromarray(vf.pixels(40, 48, seed=3)).save(second)
+    window.open_file(str(photo))
+    qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
+    window.open_file(str(second))
+    # the first holds the picture thread, so the second waits to be read
+    qtbot.waitUntil(lambda: "reading second.png" in window.status_label.text(), timeout=WAIT_MS)
+    gate.set()
+    lat = wait_picture(qtbot, window, "second.png")
+    assert lat.shape == (1, 4, 5, 6) and seen == ["second.png"]

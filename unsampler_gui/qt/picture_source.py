@@ -161,7 +161,8 @@ class PictureSource(QWidget):
     def __init__(self, panel, settings, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.panel, self.session, self.settings = panel, panel.session, settings
-        self._picture = None  # core.vae.Picture of the current source
+        self._picture = None  # core.vae.Picture of the session's latent, when it was made from one here
+        self._candidate = None  # a picture just read, until its latent is made
         self._loaded = None  # the LoadedLatent this gave the session
         self._made_for: Optional[tuple] = None  # (family, checkpoint) of that latent
         self._encoding_for: Optional[tuple] = None
@@ -267,12 +268,13 @@ class PictureSource(QWidget):
         return lines
 
     def _encode(self) -> None:
-        if self._picture is None:
+        picture = self._candidate or self._picture
+        if picture is None:
             return
         key = self._key()
         fam = self.session.base_family()
         root, remembered, wanted = self.settings.comfy_root, self.settings.vae_file, self._wanted
-        picture, device = self._picture, self.session.params.device
+        device = self.session.params.device
         self._encoding_for = key
         self.status.emit(f"encoding {self._name} for {fam.display_name}…")
         self._bg.submit(lambda task: encode_source(picture, fam, key[1], root, remembered, wanted, device, task),
@@ -311,7 +313,7 @@ class PictureSource(QWidget):
             self._bg.cancel()
             self.status.emit("cancelling…")
         elif waiting:
-            self._picture = None
+            self._candidate = None
             self.status.emit(f"{self._name} was not encoded: cancelled")
             self._end()
 
@@ -320,7 +322,7 @@ class PictureSource(QWidget):
     def _done(self, tag, value) -> None:
         if tag[0] == "read":
             if value.kind == "picture":  # a workflow fills the form only: the source stays
-                self._picture, self._wanted = value.picture, None
+                self._candidate, self._wanted = value.picture, None
             self._notes = self._took(value)
             if value.kind == "picture" and not self._waiting_for_model:
                 self._encode()
@@ -330,7 +332,7 @@ class PictureSource(QWidget):
 
     def _take(self, enc: _Encoded) -> None:
         self._result, self._made_for, self._encoding_for = enc.result, enc.key, None
-        self._loaded = enc.latent
+        self._picture, self._candidate, self._loaded = enc.result.picture, None, enc.latent
         self._fill_combo(enc)
         self.panel.set_latent(enc.latent)
         self._extra = enc.notes
@@ -356,7 +358,7 @@ class PictureSource(QWidget):
 
     @Slot(object, object)
     def _failed(self, tag, exc) -> None:
-        self._encoding_for = None
+        self._encoding_for = self._candidate = None
         text = errors.user_message(exc)
         if tag[0] == "read":
             self._waiting_for_model = False
@@ -367,9 +369,7 @@ class PictureSource(QWidget):
 
     @Slot(object)
     def _cancelled(self, tag) -> None:
-        self._encoding_for = None
-        if self._loaded is None or self.session.latent is not self._loaded:
-            self._picture = None
+        self._encoding_for = self._candidate = None
         self.status.emit(f"{self._name}: {'encoding' if tag[0] == 'encode' else 'reading'} cancelled; the latent is "
                          "unchanged")
 
@@ -410,7 +410,7 @@ class PictureSource(QWidget):
         if latent is self._loaded:
             return
         self._bg.drop()  # another latent was opened: it wins over a picture still being encoded
-        self._picture = self._loaded = self._result = self._made_for = self._encoding_for = None
+        self._picture = self._candidate = self._loaded = self._result = self._made_for = self._encoding_for = None
         self._waiting_for_model, self._notes, self._extra, self._shown_pick = False, [], [], None
         self._show()
         self._end()
