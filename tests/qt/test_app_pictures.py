@@ -311,3 +311,17 @@ def test_the_newest_picture_wins(window, qtbot, photo, comfy, tmp_path, monkeypa
     gate.set()
     lat = wait_picture(qtbot, window, "second.png")
     assert lat.shape == (1, 4, 5, 6) and seen == ["second.png"]
+
+
+def test_run_waits_for_the_picture(qtbot, settings, photo):
+    """``unsampler-gui photo.png --run``: the run starts once the picture is encoded, and runs on its latent."""
+    from unsampler_gui.qt import app as app_mod
+
+    win = app_mod.build_window(app_mod.parse_args([str(photo), "--steps", "4", "--run"]), settings)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.runFinished, timeout=WAIT_MS):
+        win.run_when_ready()
+    result = win.result()
+    assert result is not None and result.plan.spec.source_name == "photo.png"
+    assert result.plan.spec.source_picture["method"] == "approximate" and win.session.latent.kind == "picture"
+    win.close()
