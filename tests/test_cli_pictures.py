@@ -116,6 +116,9 @@ def test_run_image_shortcut_and_decode_frames(comfy, tmp_path):
     lat = read_latent(out)
     assert lat.shape == (4, 4, 8, 7)
     assert lat.unsampler["source"]["name"] == "ComfyUI_00001_.png"
+    picture = json.loads(lat.metadata["unsampler"])["source"]["picture"]  # the export records picture and VAE
+    assert picture["source"] == "ComfyUI_00001_.png" and picture["method"] == "taesd"
+    assert picture["encoder"].startswith("TAESD taesd") and picture["family"] == "SD15"
     r = cli("decode", out, "--model", "SD15", "--comfyui", root, "--frames", "0,-1", "--device", "cpu",
             "--output", tmp_path / "frames")
     assert r.returncode == 0, r.stderr

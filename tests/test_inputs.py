@@ -67,3 +67,42 @@ def test_detect_model_names_a_family():
     assert m.family == "SDXL" and m.source == "sdxl" and m.detection.family_obj.name == "SDXL"
     with pytest.raises(core.BadParameterError, match="unknown model family"):
         detect_model("SD99")
+
+
+def test_pictures_and_workflows_are_one_decision(tmp_path):
+    """A picture is known by its first bytes whatever its name, or by its name (a broken one then gets the
+    picture reader's message, not a safetensors one); a .json is a workflow; the rest is unchanged."""
+    from PIL import Image
+
+    from unsampler_gui.core.inputs import PictureInput, open_input, picture_input
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    (tmp_path / "photo.png").rename(tmp_path / "renamed.bin")
+    (tmp_path / "junk.png").write_bytes(b"random bytes")
+    (tmp_path / "flow.json").write_text("{}")
+    core.write_latent(tmp_path / "a.latent", torch.zeros(1, 4, 8, 8))
+    assert load_dropped(tmp_path / "renamed.bin") == PictureInput(str(tmp_path / "renamed.bin"), "picture")
+    assert load_dropped(tmp_path / "junk.png").kind == "picture"
+    assert open_input(tmp_path / "flow.json") == PictureInput(str(tmp_path / "flow.json"), "workflow")
+    assert isinstance(open_input(tmp_path / "a.latent"), LoadedLatent)
+    assert picture_input(tmp_path) is None and picture_input(tmp_path / "a.latent") is None
+    for ext in (".png", ".jpg", ".jpeg", ".webp", ".json"):
+        assert ext in core.inputs.OPENABLE_EXTS
+
+
+def test_picture_loaded_is_the_source_latent(tmp_path):
+    from PIL import Image
+
+    from unsampler_gui.core.inputs import picture_loaded
+    from unsampler_gui.core.session import Session
+    from unsampler_gui.core.vae import picture_latent
+
+    Image.new("RGB", (20, 17), (200, 100, 50)).save(tmp_path / "p.png")
+    res = picture_latent(tmp_path / "p.png", "SD15", allow_approximate=True, device="cpu")
+    lat = picture_loaded(res, "SD15")
+    assert lat.kind == "picture" and lat.name == "p.png" and lat.shape == (1, 4, 2, 2) and len(lat.sha256) == 64
+    assert lat.picture["method"] == "approximate" and lat.picture["family"] == "SD15"
+    assert lat.picture["crop"] == [2, 0, 16, 16] and lat.summary["shape"] == [1, 4, 2, 2]
+    s = Session()
+    s.open_latent(lat)
+    assert s.spec().source_picture == lat.picture  # what the export metadata records

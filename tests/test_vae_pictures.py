@@ -348,3 +348,25 @@ def test_vae_data_ships_with_the_package():
     assert tool["package-data"]["unsampler_gui.core.vae.data"] == ["*.json"]
     assert "diffusers" in " ".join(conf["project"]["optional-dependencies"]["vae"])
     assert "unsampler[vae]" in conf["project"]["optional-dependencies"]["test"]
+
+
+def test_run_values_for_the_form():
+    """A ComfyUI sampler in the node's terms: KSampler runs the whole schedule; denoise d keeps the last steps of
+    int(steps / d) (KSampler.set_steps); KSamplerAdvanced keeps its slice; values the form cannot take are named."""
+    from unsampler_gui.core.vae.workflow import run_values
+
+    values, sources, notes = run_values(settings_from_chunks({"prompt": json.dumps(PROMPT)}))
+    assert values == {"sampler": "euler", "scheduler": "normal", "steps": 20, "start_at_step": 0, "end_at_step": 10000}
+    assert sources["steps"] == "KSampler #3" and any(n.startswith("seed 156680208700286 left out") for n in notes)
+    node = dict(PROMPT["3"], inputs=dict(PROMPT["3"]["inputs"], denoise=0.6, seed=5, sampler_name="nope"))
+    values, _, notes = run_values(settings_from_chunks({"prompt": json.dumps(dict(PROMPT, **{"3": node}))}))
+    assert values == {"scheduler": "normal", "seed": 5, "steps": 33, "start_at_step": 13, "end_at_step": 33}
+    assert any("last 20 of 33 steps" in n for n in notes) and any(n.startswith("sampler 'nope' left out") for n in notes)
+    adv = {"1": {"class_type": "KSamplerAdvanced", "inputs": {"noise_seed": 3, "steps": 30, "sampler_name": "euler",
+                                                             "scheduler": "karras", "start_at_step": 4,
+                                                             "end_at_step": 12}}}
+    values, _, _ = run_values(settings_from_chunks({"prompt": json.dumps(adv)}))
+    assert (values["steps"], values["start_at_step"], values["end_at_step"], values["seed"]) == (30, 4, 12, 3)
+    big = dict(PROMPT, **{"3": dict(PROMPT["3"], inputs=dict(PROMPT["3"]["inputs"], steps=9000, denoise=0.5))})
+    values, _, notes = run_values(settings_from_chunks({"prompt": json.dumps(big)}))
+    assert "steps" not in values and "start_at_step" not in values and any("steps 18000 left out" in n for n in notes)

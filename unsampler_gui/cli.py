@@ -139,11 +139,8 @@ def _session(args, command: str):
 def _picture_source(args, session):
     """``--image PICTURE``: the picture encoded with the model's VAE, as the session's latent."""
     from .cli_pictures import image_latent
-    from .core.inputs import LoadedLatent
 
-    lf = image_latent(args, session.effective_family(), args.model)
-    return LoadedLatent(tensor=lf.tensor, name=os.path.basename(args.image), path=os.path.abspath(args.image),
-                        sha256=lf.sha256, stored_dtype=lf.stored_dtype, kind=lf.kind, summary=lf.summary())
+    return image_latent(args, session.effective_family(), args.model)
 
 
 def _fmt(v: float) -> str:

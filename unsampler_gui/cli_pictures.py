@@ -120,12 +120,11 @@ def cmd_encode(args) -> int:
 
 
 def image_latent(args, fam, model: str):
-    """``run --image``: the picture's latent as a ``LatentFile`` (the source the job records)."""
-    from .core.latent_io import LatentFile, file_sha256
+    """``run --image``: the picture's latent as the session's source (``core.inputs.picture_loaded``)."""
+    from .core.inputs import picture_loaded
 
     res = _encode(args.image, fam, model if os.path.isfile(model) else None, args)
-    return LatentFile(path=args.image, tensor=res.latent, kind="picture", tensor_name="", stored_dtype="F32",
-                      multiplier=1.0, sha256=file_sha256(args.image), metadata=res.metadata())
+    return picture_loaded(res, fam)
 
 
 def refuse_picture_as_latent(path: str) -> None:

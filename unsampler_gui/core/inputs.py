@@ -1,8 +1,11 @@
-"""The inputs a user opens: a latent file, or a model (a checkpoint, a diffusers folder, a family name).
+"""The inputs a user opens: a latent file, a picture or ComfyUI workflow, or a model (a checkpoint, a
+diffusers folder, a family name).
 
 These functions read files, so the app calls them on worker threads and the CLI calls them directly.
-Nothing here changes any state: each returns a new record (``LoadedLatent``, ``DetectedModel``, or
-``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first).
+Nothing here changes any state: each returns a new record (``LoadedLatent``, ``DetectedModel``,
+``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first, or
+``PictureInput`` for a picture or workflow, which the app encodes or reads in a step of its own).
+``picture_input`` is the one decision of what is a picture: its first bytes, or its name.
 """
 from __future__ import annotations
 
@@ -13,13 +16,18 @@ from typing import Optional
 import torch
 
 from .latent_io import NonFiniteLatentError, read_latent
+from .vae.images import PICTURE_EXTENSIONS, sniff_picture
 
 #: A file with one of these names is a model, never a latent.
 CHECKPOINT_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
 #: A file with this name is a latent (ComfyUI's SaveLatent / LoadLatent).
 LATENT_EXTS = (".latent",)
-#: What can be opened or dropped: latents, safetensors files (a latent or a model) and checkpoints.
-OPENABLE_EXTS = LATENT_EXTS + (".safetensors",) + CHECKPOINT_EXTS
+#: Pictures (encoded with a VAE) and ComfyUI workflow files (their sampler settings).
+PICTURE_EXTS = PICTURE_EXTENSIONS
+WORKFLOW_EXTS = (".json",)
+#: What can be opened or dropped: latents, safetensors files (a latent or a model), checkpoints, pictures and
+#: ComfyUI workflows.
+OPENABLE_EXTS = LATENT_EXTS + (".safetensors",) + CHECKPOINT_EXTS + PICTURE_EXTS + WORKFLOW_EXTS
 
 
 @dataclass
@@ -36,6 +44,7 @@ class LoadedLatent:
     unsampler: Optional[dict] = None  # an Unsampler export's parameters
     is_sample: bool = False
     nonfinite: int = 0  # NaN/Inf values that were replaced by 0
+    picture: Optional[dict] = None  # a latent encoded from a picture: ``PictureLatent.metadata()`` and the family
 
     @property
     def shape(self) -> tuple:
@@ -49,6 +58,14 @@ class NonFiniteLatent:
     path: str
     count: int
     is_sample: bool = False
+
+
+@dataclass(frozen=True)
+class PictureInput:
+    """A picture (PNG, JPEG, WebP) or a ComfyUI workflow ``.json`` to open: nothing is read yet."""
+
+    path: str
+    kind: str  # "picture" or "workflow"
 
 
 @dataclass
@@ -98,10 +115,45 @@ def is_latent_file(path) -> bool:
     return classify_file(path) == "latent"
 
 
+def picture_input(path) -> Optional[PictureInput]:
+    """A picture (it starts like a PNG, JPEG or WebP, or is named like one: a broken one gets the picture
+    reader's message) or a ComfyUI workflow (``.json``); None for anything else."""
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        return None
+    if sniff_picture(p) or p.lower().endswith(PICTURE_EXTS):
+        return PictureInput(p, "picture")
+    if p.lower().endswith(WORKFLOW_EXTS):
+        return PictureInput(p, "workflow")
+    return None
+
+
+def open_input(path, is_sample: bool = False, allow_nonfinite: bool = False):
+    """A file opened as the source (File > Open): a picture or workflow (``PictureInput``), else a latent."""
+    return picture_input(path) or load_latent(path, is_sample, allow_nonfinite)
+
+
 def load_dropped(path):
-    """A file dropped or named without saying what it is: a latent, or else a model."""
+    """A file dropped or named without saying what it is: a picture or workflow, a latent, or else a model."""
+    found = picture_input(path)
+    if found is not None:
+        return found
     return load_latent(path) if is_latent_file(path) else detect_model(os.fspath(path))
 
 
-__all__ = ["LoadedLatent", "NonFiniteLatent", "DetectedModel", "open_latent", "load_latent", "detect_model",
-           "is_latent_file", "load_dropped", "CHECKPOINT_EXTS", "LATENT_EXTS", "OPENABLE_EXTS"]
+def picture_loaded(res, family) -> LoadedLatent:
+    """The source latent of a picture encoded by ``core.vae.picture_latent`` (``res``: a ``PictureLatent``)."""
+    from .families import get_family
+    from .latent_io import LatentFile, file_sha256
+
+    pic = res.picture
+    lf = LatentFile(path=os.path.abspath(pic.path), tensor=res.latent, kind="picture", tensor_name="",
+                    stored_dtype="F32", multiplier=1.0, sha256=file_sha256(pic.path), metadata=res.metadata())
+    return LoadedLatent(tensor=res.latent, name=os.path.basename(pic.path), path=lf.path, sha256=lf.sha256,
+                        stored_dtype="F32", kind="picture", summary=lf.summary(),
+                        picture=dict(res.metadata(), family=get_family(family).name))
+
+
+__all__ = ["LoadedLatent", "NonFiniteLatent", "DetectedModel", "PictureInput", "open_latent", "load_latent",
+           "detect_model", "is_latent_file", "picture_input", "open_input", "load_dropped", "picture_loaded",
+           "CHECKPOINT_EXTS", "LATENT_EXTS", "PICTURE_EXTS", "WORKFLOW_EXTS", "OPENABLE_EXTS"]

@@ -46,6 +46,7 @@ class UnsampleSpec:
     source_name: Optional[str] = None
     source_sha256: Optional[str] = None
     model_source: Optional[str] = None  # the checkpoint path or family name the user chose
+    source_picture: Optional[dict] = None  # a latent encoded from a picture: the picture and the VAE (export metadata)
 
     def replace(self, **changes) -> "UnsampleSpec":
         return dataclasses.replace(self, **changes)
@@ -262,6 +263,7 @@ def export_metadata(plan: Plan, positions: Optional[Sequence[int]] = None) -> di
         "schedule": [float(v) for v in plan.schedule.tolist()],
         "model_sigmas": [float(plan.model_sigmas[p]) for p in pos],
         "sigmas": [float(plan.raw_sigmas[p]) for p in pos],
-        "source": {"name": plan.spec.source_name, "sha256": plan.spec.source_sha256},
+        "source": {"name": plan.spec.source_name, "sha256": plan.spec.source_sha256,
+                   **({"picture": dict(plan.spec.source_picture)} if plan.spec.source_picture else {})},
     })
     return {"unsampler": json.dumps(params, separators=(",", ":"))}

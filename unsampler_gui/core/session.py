@@ -235,7 +235,8 @@ class Session:
         if lat is None:
             raise BadParameterError("no latent: open a .latent file first (or drop one on the window)")
         spec = run_params.make_spec(self.params, self.effective_family(), lat.tensor, source_name=lat.name,
-                                    source_sha256=lat.sha256, model_source=self.model_source())
+                                    source_sha256=lat.sha256, model_source=self.model_source(),
+                                    source_picture=getattr(lat, "picture", None))
         return spec.replace(**changes) if changes else spec
 
     def plan_job(self) -> Optional[Callable]:

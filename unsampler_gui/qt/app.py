@@ -1,6 +1,6 @@
 """Application start: arguments, logging, QApplication (High-DPI, light/dark), icon, the main window.
 
-``unsampler-gui [LATENT] [--model FAMILY_OR_CHECKPOINT] [--run] [--smoke-test]``
+``unsampler-gui [LATENT_OR_PICTURE] [--model FAMILY_OR_CHECKPOINT] [--run] [--smoke-test]``
 
 A failure while starting is printed (with its traceback) on the console, written to the log file,
 and, when Qt works, shown in a message box that names the log file.
@@ -28,8 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="unsampler-gui",
         description="Unsampler: see a model's noise schedule and watch a latent dissolve into noise, "
                     "step by step; export the batch as a ComfyUI .latent.")
-    p.add_argument("latent", nargs="?", metavar="LATENT",
-                   help="a .latent (or single-tensor .safetensors) to open; default: the bundled sample")
+    p.add_argument("latent", nargs="?", metavar="LATENT_OR_PICTURE",
+                   help="a .latent (or single-tensor .safetensors), a PNG, JPEG or WebP (encoded with the model's "
+                        "VAE) or a ComfyUI workflow .json to open; default: the bundled sample")
     p.add_argument("--model", metavar="FAMILY_OR_CHECKPOINT",
                    help="a built-in family name (e.g. SD15, SDXL, Flux) or a checkpoint file/folder to detect")
     p.add_argument("--run", action="store_true", help="start a run as soon as the files are open")
@@ -229,7 +230,7 @@ def _open_start_files(win, args: argparse.Namespace, skipped, last_latent, last_
         if model is None or _family_takes_sample(model):
             opened_sample = win.open_sample()
         if not opened_sample and model is None:
-            win.show_status("open a .latent file (File > Open latent…) or drop one on the window")
+            win.show_status("open a .latent or a picture (File > Open latent or picture…) or drop one on the window")
     if model:
         win.open_model(model)
     elif restore and last_model:

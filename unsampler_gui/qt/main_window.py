@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         from .frame_store import FrameStore
         from .frame_viewer import FrameViewer
         from .param_panel import ParamPanel
+        from .picture_source import PictureSource
         from .run_controller import RunController
         from .sigma_plot import SigmaPlot
         from .thumbnail_grid import GridPane, ThumbnailGrid, link
@@ -176,7 +177,10 @@ class MainWindow(QMainWindow):
 
         # widgets
         self.panel = ParamPanel(self.session, self.settings)
-        self.runner = RunController(self.session, self.worker, self.panel.is_loading, self)
+        self.pictures = PictureSource(self.panel, self.settings)  # a picture opened as the source, under the latent
+        self.panel.latent_box.layout().insertWidget(2, self.pictures)
+        self.runner = RunController(self.session, self.worker,
+                                    lambda: self.panel.is_loading() or self.pictures.is_busy(), self)
         self.plot = SigmaPlot()
         self.grid = ThumbnailGrid(self.store)
         self.grid_pane = GridPane(self.grid)
@@ -266,7 +270,10 @@ class MainWindow(QMainWindow):
 
         mb = self.menuBar()
         f = mb.addMenu("&File")
-        self.open_latent_action = self._action(f, "Open &latent…", self.panel.browse_latent, QKeySequence.StandardKey.Open)
+        self.open_latent_action = self._action(f, "Open &latent or picture…", self.panel.browse_latent,
+                                               QKeySequence.StandardKey.Open,
+                                               "A .latent, a PNG, JPEG or WebP (encoded with the model's VAE), or a "
+                                               "ComfyUI workflow .json")
         self.open_checkpoint_action = self._action(f, "Open &checkpoint…", self.panel.browse_checkpoint, "Ctrl+Shift+O")
         self.open_sample_action = self._action(f, "Open the &sample latent", self.open_sample)
         f.addSeparator()
@@ -313,6 +320,13 @@ class MainWindow(QMainWindow):
         p.status.connect(self.show_status)
         p.error.connect(self.show_error)
         p.idle.connect(r.files_idle)
+        pics = self.pictures
+        p.pictureOpened.connect(pics.open)
+        pics.status.connect(self.show_status)
+        pics.error.connect(self.show_error)
+        pics.busyChanged.connect(self._set_encoding)
+        pics.progressed.connect(lambda *a: None if self.runner.is_running() else self._show_progress(*a))
+        pics.idle.connect(r.files_idle)
         r.busyChanged.connect(self._set_busy)
         r.status.connect(self.show_status)
         r.error.connect(self.show_error)
@@ -435,7 +449,9 @@ class MainWindow(QMainWindow):
         return self.runner.start()
 
     def cancel_run(self) -> None:
+        """Cancel: the run, and a picture being encoded."""
         self.runner.cancel()
+        self.pictures.cancel()
 
     def run_when_ready(self) -> None:
         """Run as soon as the files being opened have arrived (``--run``)."""
@@ -461,6 +477,20 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(busy)
         self.cancel_action.setEnabled(busy)
         self.panel.set_busy(busy)
+        if not busy and self.pictures.is_busy():  # a picture is still being encoded: its progress shows again
+            self._set_encoding(True)
+
+    @Slot(bool)
+    def _set_encoding(self, busy: bool) -> None:
+        """A picture is being read or encoded: the status bar's progress and Cancel (a run keeps them its own)."""
+        if self.runner.is_running():
+            return
+        if busy:
+            self.progress.setRange(0, 0)
+        self.progress.setVisible(busy)
+        self.eta_label.setVisible(False)
+        self.cancel_button.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
 
     @Slot(int, int, str, str)
     def _show_progress(self, done: int, total: int, text: str, eta: str) -> None:
@@ -561,6 +591,7 @@ class MainWindow(QMainWindow):
         if self._export is not None:
             self._export.shutdown()
         self.panel.shutdown()
+        self.pictures.shutdown()
         self.plot.shutdown()
         self.store.clear()  # answers still queued for this run are now stale and dropped
         for w in (self.grid, self.viewer, self.store):

@@ -20,8 +20,8 @@ from .. import core
 from ..core import params as run_params
 from ..core.devices import human_bytes
 from ..core.errors import printable
-from ..core.inputs import (CHECKPOINT_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, detect_model, load_dropped,
-                           load_latent)
+from ..core.inputs import (CHECKPOINT_EXTS, PICTURE_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, PictureInput,
+                           detect_model, load_dropped, open_input)
 from ..core.session import Estimate, Session
 from . import SAMPLE_LABEL, errors
 from .background import Background
@@ -32,7 +32,9 @@ from .sigma_plot import ScheduleRequest
 from .wheel_guard import guard_wheel
 from .worker import Worker
 
-LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
+_PICTURES = " ".join(f"*{e}" for e in PICTURE_EXTS)
+LATENT_FILTER = (f"Latents and pictures (*.latent *.safetensors {_PICTURES} *.json);;Latents (*.latent *.safetensors);;"
+                 f"Pictures ({_PICTURES});;ComfyUI workflows (*.json);;All files (*)")
 CHECKPOINT_FILTER = ("Checkpoints (" + " ".join(f"*{e}" for e in (".safetensors",) + CHECKPOINT_EXTS)
                      + ");;All files (*)")
 
@@ -43,7 +45,7 @@ def describe_latent(lat: LoadedLatent) -> str:
     rng = ("" if s.get("min") is None else
            f"<br>range {s['min']:.4g} … {s['max']:.4g}, mean {s['mean']:.4g}, std {s['std'] or 0:.4g}")
     kind = {"latent": ".latent", "legacy latent": ".latent without marker (×1/0.18215, as LoadLatent)",
-            "safetensors": "safetensors tensor"}.get(lat.kind, lat.kind)
+            "safetensors": "safetensors tensor", "picture": "encoded from a picture"}.get(lat.kind, lat.kind)
     extra = ""
     if isinstance(lat.unsampler, dict):
         u = lat.unsampler
@@ -70,6 +72,7 @@ class ParamPanel(QWidget):
     runRequested = Signal()
     cancelRequested = Signal()
     latentChanged = Signal(object)  # LoadedLatent
+    pictureOpened = Signal(str, str)  # path, "picture" or "workflow": the window's PictureSource takes it
     modelChanged = Signal()
     status = Signal(str)
     error = Signal(str, str)  # title, message
@@ -130,8 +133,10 @@ class ParamPanel(QWidget):
         ml.addWidget(self.model_details)
 
         # latent
-        self.open_latent_button = QPushButton("Open latent…")
-        self.open_latent_button.setToolTip("A ComfyUI .latent or a .safetensors holding one latent (or drop a file)")
+        self.open_latent_button = QPushButton("Open latent or picture…")
+        self.open_latent_button.setToolTip("A ComfyUI .latent, a .safetensors holding one latent, a PNG, JPEG or WebP "
+                                           "(encoded with the model's VAE) or a ComfyUI workflow .json (or drop a "
+                                           "file)")
         self.open_latent_button.clicked.connect(self.browse_latent)
         self.latent_info = _info_label()
         self.latent_info.setText("no latent")
@@ -154,7 +159,7 @@ class ParamPanel(QWidget):
         keep.setRetainSizeWhenHidden(True)  # the row's room stays: the form does not jump when it shows
         self.fit_row.setSizePolicy(keep)
         self.fit_row.setVisible(False)
-        latent_box = QGroupBox("Latent")
+        self.latent_box = latent_box = QGroupBox("Latent")
         ll = QVBoxLayout(latent_box)
         ll.addWidget(self.open_latent_button)
         ll.addWidget(self.latent_info)
@@ -326,7 +331,8 @@ class ParamPanel(QWidget):
     # -- files ------------------------------------------------------------------------------------
     @Slot()
     def browse_latent(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open latent", self.settings.folder("latent"), LATENT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open latent or picture", self.settings.folder("latent"),
+                                              LATENT_FILTER)
         if path:
             self.open_latent(path)
 
@@ -338,11 +344,12 @@ class ParamPanel(QWidget):
             self.open_checkpoint(path)
 
     def open_latent(self, path: str, is_sample: bool = False, allow_nonfinite: bool = False) -> None:
-        """Read a latent on a worker; the form updates when it arrives."""
+        """Read a latent on a worker; the form updates when it arrives (a picture or workflow goes to
+        ``pictureOpened``)."""
         if not is_sample:
             self.settings.set_folder("latent", path)
         self.status.emit(f"reading {os.path.basename(path)}…")
-        self._latent_loader.run_in_thread(lambda rep: load_latent(path, is_sample, allow_nonfinite))
+        self._latent_loader.run_in_thread(lambda rep: open_input(path, is_sample, allow_nonfinite))
 
     def _ask_nonfinite(self, bad: NonFiniteLatent) -> None:
         """NaN/Inf in a latent: say so and use it (zeroed) only when the user agrees."""
@@ -429,6 +436,8 @@ class ParamPanel(QWidget):
             self._ask_nonfinite(value)
         elif isinstance(value, LoadedLatent):
             self.set_latent(value)
+        elif isinstance(value, PictureInput):
+            self.pictureOpened.emit(value.path, value.kind)
         else:
             self.set_detection(value)
 

@@ -70,6 +70,16 @@ class Settings:
         self.q.setValue("comfyui/root", path or "")
 
     @property
+    def vae_file(self) -> str:
+        """The VAE file the user picked last for encoding pictures ("" when none, or when it is gone)."""
+        p = self._str("vae/file")
+        return p if p and os.path.isfile(p) else ""
+
+    @vae_file.setter
+    def vae_file(self, path: str) -> None:
+        self.q.setValue("vae/file", path or "")
+
+    @property
     def memory_cap(self) -> int:
         """The most bytes an in-memory run may take (0: no cap beyond the free memory)."""
         try:

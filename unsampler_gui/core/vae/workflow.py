@@ -323,3 +323,52 @@ def settings_from_json_file(path) -> ComfySettings:
     except BadFileError as e:
         msg = str(e)
         raise BadFileError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+
+
+# ---- the form -------------------------------------------------------------------------------------------------
+
+def run_values(settings: ComfySettings) -> tuple:
+    """What a ComfyUI sampler's settings are in the BatchUnsampler's terms: ``(values, sources, notes)``.
+
+    ``values`` are ``RunParams`` fields (sampler, scheduler, steps, start_at_step, end_at_step, seed), each
+    checked; ``sources`` says which node each came from. KSampler and BasicScheduler run the whole schedule,
+    so the node's slice is reset to all of it. A ``denoise`` d below 1 is ComfyUI's ``KSampler.set_steps``
+    (and BasicScheduler's): it computes ``int(steps / d)`` steps and keeps the last ``steps + 1`` sigmas, which
+    are the node's ``steps = int(steps / d)``, ``start_at_step = steps' - steps``, ``end_at_step = steps'``.
+    """
+    from ..errors import UnsamplerError
+    from .. import params as run_params
+
+    v, src = settings.values, settings.sources
+    values, sources, notes = {}, {}, []
+    for key in ("sampler", "scheduler", "seed"):
+        if key in v:
+            values[key], sources[key] = v[key], src.get(key, "?")
+    if "steps" in v:
+        steps, where = v["steps"], src.get("steps", "?")
+        d = v.get("denoise")
+        if "start_at_step" in v or "end_at_step" in v:  # KSamplerAdvanced: its own slice
+            slice_ = (steps, v.get("start_at_step", 0), v.get("end_at_step", run_params.default().end_at_step))
+        elif d is not None and 0 < d <= 0.9999:
+            total = int(steps / d)
+            slice_ = (total, total - steps, total)
+            notes.append(f"denoise {d:g} ({src.get('denoise', where)}): ComfyUI runs the last {steps} of {total} "
+                         f"steps, so steps {total}, start at step {total - steps}")
+        else:
+            if d is not None and d <= 0:
+                notes.append(f"denoise {d:g} samples nothing in ComfyUI; the whole schedule is taken")
+            slice_ = (steps, 0, run_params.default().end_at_step)
+        for key, value in zip(("steps", "start_at_step", "end_at_step"), slice_):
+            values[key], sources[key] = value, src.get(key, where)
+    for key in list(values):
+        if key not in values:  # dropped with its steps
+            continue
+        try:
+            values[key] = run_params.get(key).check(values[key])
+        except UnsamplerError as e:
+            notes.append(f"{key} {values[key]!r} left out: {str(e).split(';')[0]}")
+            del values[key], sources[key]
+            if key == "steps":  # the slice means nothing without its steps
+                for k in ("start_at_step", "end_at_step"):
+                    values.pop(k, None), sources.pop(k, None)
+    return values, sources, notes
