@@ -139,7 +139,18 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Stop the run (Esc); nothing partial is kept")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_run)
+        # the viewer's full-VAE decode: its own progress and Cancel (a run may go on beside it)
+        self.vae_progress = QProgressBar()
+        self.vae_progress.setMaximumWidth(200)
+        self.vae_progress.setFormat("VAE decode %p%")
+        self.vae_progress.setVisible(False)
+        self.vae_cancel_button = QToolButton()
+        self.vae_cancel_button.setText("Cancel decode")
+        self.vae_cancel_button.setToolTip("Stop decoding the frame with the full VAE")
+        self.vae_cancel_button.setVisible(False)
         sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.vae_progress)
+        sb.addPermanentWidget(self.vae_cancel_button)
         sb.addPermanentWidget(self.eta_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
@@ -213,6 +224,28 @@ class MainWindow(QMainWindow):
         w.message.connect(self.show_status)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
+        self._connect_previews()
+
+    def _connect_previews(self) -> None:
+        """The decoded previews: the grid's TAESD box, the decoders' context, the full VAE's progress."""
+        dec, vd = self.viewer.decoders, self.viewer.decode
+        self.grid_pane.use_decoders(dec)
+        dec.set_context(comfy_root=self.settings.comfy_root)
+        self.panel.changed.connect(self._preview_context)
+        vd.status.connect(self.show_status)
+        vd.vaeBusy.connect(self.vae_progress.setVisible)
+        vd.vaeBusy.connect(self.vae_cancel_button.setVisible)
+        vd.vaeProgress.connect(self._show_vae_progress)
+        self.vae_cancel_button.clicked.connect(vd.cancel_vae)
+
+    def _preview_context(self) -> None:
+        m = self.session.model_in_use()
+        self.viewer.decoders.set_context(checkpoint=str(m.source) if m is not None else None)
+
+    @Slot(int, int)
+    def _show_vae_progress(self, done: int, total: int) -> None:
+        self.vae_progress.setRange(0, total)  # 0, 0 while the VAE is loading: a busy bar
+        self.vae_progress.setValue(done)
 
     def _restore(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()
@@ -397,6 +430,7 @@ class MainWindow(QMainWindow):
                 self.show_error("ComfyUI folder", str(e))
                 return
             self.settings.comfy_root = path
+            self.viewer.decoders.set_context(comfy_root=path)
             self.show_status(f"ComfyUI folder: {path}")
 
     @Slot()
