@@ -14,7 +14,8 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.vae.previews import LATENT2RGB, MODES, TAESD, VAE, DecoderOption, DecoderShelf, decode_frames
+from ..core.vae import previews as vp
+from ..core.vae.previews import LATENT2RGB, MODES, TAESD, VAE, DecoderOption, DecoderShelf
 from .background import Background
 
 
@@ -155,7 +156,7 @@ class PreviewDecoders(QObject):
         choice, family, shelf = self.option(TAESD).choice, self._family, self.shelf
 
         def decode(frames, time_index, cancel):
-            return decode_frames(shelf.get(choice, family), frames, time_index, cancel=cancel)
+            return vp.decode_frames(shelf.get(choice, family), frames, time_index, cancel=cancel)
 
         return (choice, getattr(family, "name", family)), decode
 
