@@ -1,6 +1,9 @@
 """Which decoders the previews offer per family (``core.vae.previews``), and the shelf that loads each once."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -62,3 +65,13 @@ def test_shelf_loads_a_choice_once_from_many_threads(files):
     assert out.shape == (2, 64, 64, 3) and out.dtype.name == "uint8"
     shelf.keep([])
     assert not shelf.loaded(choice, "SD15")
+
+
+def test_the_window_does_not_import_diffusers_until_a_decoder_is_used():
+    code = ("import sys; import unsampler_gui.qt.main_window, unsampler_gui.qt.viewer_decode; "
+            "from unsampler_gui.core.vae.previews import preview_options; preview_options('SD15'); "
+            "print('diffusers' in sys.modules)")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -65,7 +65,8 @@ def test_full_vae_progress_and_cancel_in_the_status_bar(qtbot, window, comfy, mo
     gate.set()
     qtbot.waitUntil(lambda: not win.vae_cancel_button.isVisibleTo(win), timeout=WAIT_MS)
     assert "cancelled" in win.status_label.text() and win.viewer.decode.shown_mode == vp.LATENT2RGB
-    win.viewer.decode.vae_button.click()  # again, to the end
+    assert win.decode_vae_action.isEnabled()
+    win.decode_vae_action.trigger()  # again, from the View menu, to the end
     qtbot.waitUntil(lambda: win.viewer.decode.shown_mode == vp.VAE, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not win.vae_progress.isVisibleTo(win), timeout=WAIT_MS)
     assert win.vae_progress.value() == win.vae_progress.maximum() > 0

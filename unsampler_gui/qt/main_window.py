@@ -195,6 +195,13 @@ class MainWindow(QMainWindow):
         self.log_y_action.toggled.connect(self.plot.set_log_y)
         self.plot.log_y.toggled.connect(self.log_y_action.setChecked)
         v.addAction(self.log_y_action)
+        v.addSeparator()
+        vd = self.viewer.decode
+        self.decode_vae_action = self._action(v, "&Decode frame with VAE", vd.decode_with_vae, "Ctrl+Shift+D",
+                                              "Decode the frame in the viewer with the full VAE")
+        self.decode_vae_action.setEnabled(vd.vae_button.isEnabled())
+        self.viewer.decoders.optionsChanged.connect(
+            lambda: self.decode_vae_action.setEnabled(self.viewer.decoders.available("vae")))
 
         s = mb.addMenu("&Settings")
         self._action(s, "&ComfyUI folder…", self.choose_comfy_folder)
