@@ -272,3 +272,16 @@ def test_taesd_thumbnails_toggle(qtbot, store, comfy, spy):
     viewer.close()
     viewer.shutdown()
     grid.shutdown()
+
+
+def test_a_new_family_never_uses_the_old_familys_decoder(qtbot, store, viewer, comfy):
+    feed(store, fake_plan(steps=4, spatial=(8, 8)))
+    viewer.decoders.set_context(comfy_root=comfy["root"])
+    ready(qtbot, viewer, vp.TAESD)
+    feed(store, fake_plan(steps=4, family="Flux", spatial=(8, 8)))
+    assert not viewer.decoders.available(vp.TAESD) and viewer.decoders.mode == vp.LATENT2RGB  # at once
+    qtbot.waitUntil(lambda: "taef1_decoder.pth" in viewer.decode.item(vp.TAESD).toolTip(), timeout=WAIT_MS)
+    assert "16-channel" in viewer.decode.item(vp.VAE).toolTip()  # models/vae holds a 4-channel VAE only
+    feed(store, fake_plan(steps=4, spatial=(8, 8)))
+    ready(qtbot, viewer, vp.TAESD)
+    assert viewer.decoders.mode == vp.TAESD

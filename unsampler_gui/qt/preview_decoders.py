@@ -67,6 +67,8 @@ class PreviewDecoders(QObject):
             return
         self._family, self._checkpoint = new["family"], new["checkpoint"]
         self._comfy_root, self._user_file = new["comfy_root"] or "", new["user_file"]
+        if not same_family and new["family"] is not None:  # the old family's decoders must not decode these frames
+            self._apply(_unknown("looking for the decoders…"), keep=False)
         self.refresh()
 
     def refresh(self) -> None:
@@ -74,7 +76,7 @@ class PreviewDecoders(QObject):
         fam = self._family
         if fam is None:
             self._finder.drop()
-            self._apply(_unknown("no frames yet: open a latent"))
+            self._apply(_unknown("no frames yet: open a latent"), keep=False)
             return
         args = (fam, self._checkpoint, self._comfy_root or None, self._user_file)
 
@@ -91,11 +93,12 @@ class PreviewDecoders(QObject):
     def _on_find_failed(self, _args, exc) -> None:
         from .errors import user_message
 
-        self._apply(_unknown(f"the decoders could not be looked for: {user_message(exc)}"))
+        self._apply(_unknown(f"the decoders could not be looked for: {user_message(exc)}"), keep=False)
 
-    def _apply(self, options: dict) -> None:
+    def _apply(self, options: dict, keep: bool = True) -> None:
         self._options = options
-        self.shelf.keep(o.choice for o in options.values() if o.choice is not None)
+        if keep:  # forget the loaded decoders no longer offered
+            self.shelf.keep(o.choice for o in options.values() if o.choice is not None)
         self.optionsChanged.emit()
         self._settle_mode()
         if self._thumbs and not self.available(TAESD):

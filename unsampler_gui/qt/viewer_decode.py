@@ -51,6 +51,7 @@ class ViewerDecode(QObject):
         self._vae.posted.connect(lambda tag, p: self.vaeProgress.emit(*p))
         self._vae.finished.connect(lambda tag: self._vae_over())
         self._vae_key: Optional[tuple] = None
+        self._taesd_tag: Optional[tuple] = None  # the newest TAESD decode asked for
         self.shown_mode = vp.LATENT2RGB
         self.shown_picture = None  # the decoded uint8 [H, W, 3] on screen, or None
 
@@ -170,7 +171,9 @@ class ViewerDecode(QObject):
             return
         if mode == vp.TAESD:
             self._label("shown: latent2rgb (TAESD decoding…)")
-            self._submit(self._taesd, vp.TAESD, choice, key)
+            if self._taesd_tag != (choice,) + key or not self._taesd.pending():  # not already on its way
+                self._taesd_tag = (choice,) + key
+                self._submit(self._taesd, vp.TAESD, choice, key)
         elif self._vae_key is None:
             self._taesd.drop()
             self._label("shown: latent2rgb (Decode with VAE to see the full VAE's)")
