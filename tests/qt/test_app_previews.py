@@ -27,10 +27,13 @@ def comfy(tmp_path):
 
 def test_comfy_folder_taesd_reaches_viewer_and_grid(qtbot, window, comfy):
     win, dec = window, window.viewer.decoders
-    qtbot.waitUntil(lambda: "taesd_decoder.pth" in win.grid_pane.taesd_check.toolTip(), timeout=WAIT_MS)
-    assert dec.mode == vp.LATENT2RGB and not win.grid_pane.taesd_check.isEnabled()
+    option = win.taesd_thumbnails_action
+    qtbot.waitUntil(lambda: "taesd_decoder.pth" in option.toolTip(), timeout=WAIT_MS)
+    assert dec.mode == vp.LATENT2RGB and not option.isEnabled()
+    assert win.viewer.mode_combo.currentText() == "RGB (latent2rgb)"
     dec.set_context(comfy_root=comfy["root"])  # what Settings > ComfyUI folder does
-    qtbot.waitUntil(lambda: dec.mode == vp.TAESD and win.grid_pane.taesd_check.isEnabled(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: dec.mode == vp.TAESD and option.isEnabled(), timeout=WAIT_MS)
+    assert win.viewer.mode_combo.currentText() == "RGB (TAESD)"
     assert win.viewer.decode.vae_button.isEnabled()  # models/vae holds an SD1.5 VAE
     v = win.viewer
     qtbot.waitUntil(lambda: v.decode.shown_mode == vp.TAESD and v.decode.frame_key() is not None, timeout=WAIT_MS)
@@ -38,7 +41,8 @@ def test_comfy_folder_taesd_reaches_viewer_and_grid(qtbot, window, comfy):
     frame = win.store.frame(step, item)
     ref = decode_to_uint8(load_taesd(decoder=comfy["taesd"], family="SD15", device=dec.shelf.device), frame[None])[0]
     assert np.array_equal(v.image_item.image, ref)
-    win.grid_pane.taesd_check.setChecked(True)
+    option.trigger()  # View > TAESD thumbnails
+    assert option.isChecked() and dec.thumbnails_on
     model = win.grid.thumbnail_model()
     win.grid.viewport().update()
     qtbot.waitUntil(lambda: len(win.grid.visible_rows()) > 0

@@ -196,8 +196,9 @@ def test_unavailable_modes_are_disabled_and_say_what_to_add(qtbot, store, viewer
     assert str(root / "models" / "vae") in d.item(vp.VAE).toolTip()
     assert not d.vae_button.isEnabled()
     assert not viewer.decoders.set_mode(vp.TAESD) and viewer.decoders.mode == vp.LATENT2RGB
-    d.combo.activated.emit(vp.MODES.index(vp.TAESD))
-    assert d.combo.currentIndex() == vp.MODES.index(vp.LATENT2RGB)
+    d.combo.setCurrentIndex(vp.MODES.index(vp.TAESD))  # the display choice refuses it too
+    assert d.combo.currentIndex() == vp.MODES.index(vp.LATENT2RGB) and viewer.decoders.mode == vp.LATENT2RGB
+    assert [d.combo.itemText(i) for i in range(3)] == ["RGB (latent2rgb)", "RGB (TAESD)", "RGB (full VAE)"]
 
 
 @pytest.mark.parametrize("family, taesd_words, vae_words", [
@@ -230,7 +231,9 @@ def test_wan_vae_decodes_the_viewers_time_index(qtbot, store, viewer, tmp_path, 
 
 
 def test_taesd_thumbnails_toggle(qtbot, store, comfy, spy):
+    from PySide6.QtGui import QAction
     from unsampler_gui.qt.frame_viewer import FrameViewer
+    from unsampler_gui.qt.preview_decoders import bind_thumbnails_action
     from unsampler_gui.qt.thumbnail_grid import GridPane, ThumbnailGrid
 
     grid = ThumbnailGrid(store, thumb_size=48)
@@ -241,18 +244,20 @@ def test_taesd_thumbnails_toggle(qtbot, store, comfy, spy):
     pane.resize(400, 300)
     pane.show()
     qtbot.waitExposed(pane)
-    pane.use_decoders(viewer.decoders)
+    grid.set_decoders(viewer.decoders)
+    option = bind_thumbnails_action(QAction("TAESD thumbnails", pane), viewer.decoders)
     plan = fake_plan(steps=10, spatial=(8, 8))
     out = feed(store, plan)
     model = grid.thumbnail_model()
-    assert not pane.taesd_check.isEnabled()
+    qtbot.waitUntil(lambda: "taesd_decoder.pth" in option.toolTip(), timeout=WAIT_MS)
+    assert not option.isEnabled()
     viewer.decoders.set_context(comfy_root=comfy["root"])
-    qtbot.waitUntil(pane.taesd_check.isEnabled, timeout=WAIT_MS)
+    qtbot.waitUntil(option.isEnabled, timeout=WAIT_MS)
     settle(qtbot, model)
     visible = list(grid.visible_rows())
     assert visible and not any(model.is_decoded(r) for r in visible)
     plain = model.decoration(visible[0]).copy()
-    pane.taesd_check.setChecked(True)
+    option.setChecked(True)
     assert viewer.decoders.thumbnails_on and model.decoder_token is not None
     grid.viewport().update()
     qtbot.waitUntil(lambda: all(model.is_decoded(r) for r in grid.visible_rows()), timeout=WAIT_MS)
@@ -266,7 +271,7 @@ def test_taesd_thumbnails_toggle(qtbot, store, comfy, spy):
     ref = qimage_from_rgb(decode_to_uint8(tae, out[model.frame_of(row)][None])[0]).scaled(
         QSize(48, 48), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     assert img == ref
-    pane.taesd_check.setChecked(False)
+    option.setChecked(False)
     assert model.decoder_token is None and model.decoration(row) == plain
     settle(qtbot, model)
     viewer.close()

@@ -113,7 +113,8 @@ class FrameViewer(QWidget):
 
     def _build(self) -> None:
         self.mode_combo = QComboBox(self)
-        self.mode_combo.setToolTip("RGB: ComfyUI's latent2rgb preview of the family; or one latent channel in grey")
+        self.mode_combo.setToolTip("RGB: ComfyUI's latent2rgb preview of the family, or the frame decoded by the\n"
+                                   "family's TAESD or full VAE; or one latent channel in grey")
         self.contrast_combo = QComboBox(self)
         for label, value in CONTRASTS:
             self.contrast_combo.addItem(label, value)
@@ -131,7 +132,6 @@ class FrameViewer(QWidget):
         for w in (self.mode_combo, self.contrast_combo, self.item_label, self.item_spin, self.time_label,
                   self.time_spin):
             top.addWidget(w)
-        self.decode = ViewerDecode(self, top, self.decoders)  # TAESD / full VAE (qt/viewer_decode.py)
         top.addStretch(1)
 
         self.image_view = pg.GraphicsLayoutWidget(self)
@@ -229,6 +229,7 @@ class FrameViewer(QWidget):
         lay.addWidget(self.step_label)
         lay.addWidget(self.stats_label)
         self.tools = ViewerTools(self, nav)  # value under the cursor, fit, A/B (qt/viewer_tools.py)
+        self.decode = ViewerDecode(self, self.decoders)  # TAESD / full VAE (qt/viewer_decode.py)
         lay.addWidget(self.tools.readout)
 
         self.mode_combo.currentIndexChanged.connect(self._display_changed)
@@ -452,6 +453,7 @@ class FrameViewer(QWidget):
                 self.mode_combo.addItem(f"Channel {c}", c)
             i = self.mode_combo.findData(mode)
             self.mode_combo.setCurrentIndex(max(0, i))
+            self.decode.install_modes()  # RGB (TAESD), RGB (full VAE)
         with QSignalBlocker(self.item_spin):
             self.item_spin.setRange(0, max(0, st.batch - 1))
             self._item = min(self._item, st.batch - 1)

@@ -29,6 +29,7 @@ from .family_dialog import define_family
 from .frame_store import FrameStore
 from .frame_viewer import FrameViewer
 from .param_panel import ParamPanel
+from .preview_decoders import bind_thumbnails_action
 from .run_controller import RunController
 from .settings import Settings
 from .sigma_plot import SigmaPlot
@@ -200,6 +201,11 @@ class MainWindow(QMainWindow):
         self.decode_vae_action = self._action(v, "&Decode frame with VAE", vd.decode_with_vae, "Ctrl+Shift+D",
                                               "Decode the frame in the viewer with the full VAE")
         self.decode_vae_action.setEnabled(vd.vae_button.isEnabled())
+        self.preview_vae_file_action = self._action(v, "VAE &file for previews…", vd.browse,
+                                                    tip="A VAE, checkpoint or TAESD decoder file to decode frames with")
+        self.taesd_thumbnails_action = bind_thumbnails_action(QAction("&TAESD thumbnails", self), self.viewer.decoders)
+        v.addAction(self.taesd_thumbnails_action)
+        v.setToolTipsVisible(True)  # a disabled option's tooltip says what to add where
         self.viewer.decoders.optionsChanged.connect(
             lambda: self.decode_vae_action.setEnabled(self.viewer.decoders.available("vae")))
 
@@ -236,7 +242,7 @@ class MainWindow(QMainWindow):
     def _connect_previews(self) -> None:
         """The decoded previews: the grid's TAESD box, the decoders' context, the full VAE's progress."""
         dec, vd = self.viewer.decoders, self.viewer.decode
-        self.grid_pane.use_decoders(dec)
+        self.grid.set_decoders(dec)
         dec.set_context(comfy_root=self.settings.comfy_root)
         self.panel.changed.connect(self._preview_context)
         vd.status.connect(self.show_status)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSignalBlocker, Signal
+from PySide6.QtGui import QAction
 
 from ..core.vae import previews as vp
 from ..core.vae.previews import LATENT2RGB, MODES, TAESD, VAE, DecoderOption, DecoderShelf
@@ -169,3 +170,25 @@ class PreviewDecoders(QObject):
 
     def shutdown(self) -> None:
         self._finder.shutdown()
+
+
+def bind_thumbnails_action(action: QAction, decoders: PreviewDecoders) -> QAction:
+    """Make ``action`` the checkable "TAESD thumbnails" option of ``decoders``: enabled when there is a TAESD, its
+    tooltip saying which, or what to add where."""
+    action.setCheckable(True)
+
+    def follow(*_):
+        opt = decoders.option(TAESD)
+        action.setEnabled(opt.available)
+        with QSignalBlocker(action):
+            action.setChecked(decoders.thumbnails_on)
+        tip = (f"Decode the thumbnails with {opt.label} (latent2rgb until each is in)" if opt.available
+               else f"TAESD thumbnails are not available: {opt.reason}")
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+
+    decoders.optionsChanged.connect(follow)
+    decoders.thumbnailsChanged.connect(follow)
+    action.toggled.connect(decoders.set_thumbnails)
+    follow()
+    return action

@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListView, QSpinBox,
-                               QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView, QSpinBox, QStyle,
+                               QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
 from ..core.errors import BadParameterError
 
@@ -324,15 +324,11 @@ class GridPane(QWidget):
         self.goto_edit.returnPressed.connect(self._go)
         self.info = QLabel(self)
         self.info.setTextFormat(Qt.TextFormat.PlainText)
-        self.taesd_check = QCheckBox("TAESD", self)  # decoded thumbnails (``use_decoders``)
-        self.taesd_check.setEnabled(False)
-        self.taesd_check.setToolTip("Decode the thumbnails with TAESD (no TAESD found)")
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         bar.addWidget(QLabel("Frames:", self))
         bar.addWidget(self.stride_spin)
         bar.addWidget(self.goto_edit, 1)
-        bar.addWidget(self.taesd_check)
         bar.addWidget(self.info)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -343,23 +339,6 @@ class GridPane(QWidget):
         self.stride_spin.setValue(0)
         grid.set_stride(0)
         self._show_info()
-
-    def use_decoders(self, decoders) -> None:
-        """Bind the TAESD check box to ``decoders`` (the viewer's ``PreviewDecoders``) and the grid to it."""
-        from ..core.vae.previews import TAESD
-
-        def follow(*_):
-            opt = decoders.option(TAESD)
-            self.taesd_check.setEnabled(opt.available)
-            self.taesd_check.setChecked(decoders.thumbnails_on)
-            self.taesd_check.setToolTip(f"Decode the thumbnails with {opt.label} (latent2rgb until each is in)"
-                                        if opt.available else f"TAESD thumbnails are not available: {opt.reason}")
-
-        decoders.optionsChanged.connect(follow)
-        decoders.thumbnailsChanged.connect(follow)
-        self.taesd_check.toggled.connect(decoders.set_thumbnails)
-        self.grid.set_decoders(decoders)
-        follow()
 
     def _go(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The viewer's decoded previews: the decoder choice in its toolbar, TAESD after latent2rgb, the full VAE on demand.
+"""The viewer's decoded previews: the decoders in its display choice, TAESD after latent2rgb, the full VAE on demand.
 
 ``ViewerDecode`` attaches to a ``FrameViewer`` (as ``ViewerTools`` does) and to the window's one
 ``PreviewDecoders`` state. The viewer shows latent2rgb at once; in TAESD mode the frame on screen is then
@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QToolButton
+from PySide6.QtCore import QObject, QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QStandardItem
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from ..core import preview
 from ..core.errors import Cancelled
@@ -29,6 +29,9 @@ from .preview_decoders import PreviewDecoders
 #: Bytes of decoded pictures the viewer keeps (a 512x512 picture is 768 KiB; 1024x1024, 3 MiB).
 CACHE_BYTES = 96 << 20
 WORDS = {vp.LATENT2RGB: "latent2rgb", vp.TAESD: "TAESD", vp.VAE: "full VAE"}
+RGB_LABELS = {vp.LATENT2RGB: "RGB (latent2rgb)", vp.TAESD: "RGB (TAESD)", vp.VAE: "RGB (full VAE)"}
+#: The display choice's item role holding its decoder mode (RGB items only).
+DECODER_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class ViewerDecode(QObject):
@@ -37,7 +40,9 @@ class ViewerDecode(QObject):
     vaeProgress = Signal(int, int)  # done, total (0, 0 while the VAE is loading)
     status = Signal(str)
 
-    def __init__(self, viewer, row, decoders: PreviewDecoders) -> None:
+    def __init__(self, viewer, decoders: PreviewDecoders) -> None:
+        """The decoders join the viewer's display choice (``install_modes``); the label and "Decode with VAE" sit
+        over the image's top-left corner. Choosing a file is ``browse`` (the window's View menu)."""
         super().__init__(viewer)
         self.viewer, self.decoders = viewer, decoders
         self.cache = FrameCache(CACHE_BYTES)
@@ -55,38 +60,56 @@ class ViewerDecode(QObject):
         self.shown_mode = vp.LATENT2RGB
         self.shown_picture = None  # the decoded uint8 [H, W, 3] on screen, or None
 
-        self.combo = QComboBox(viewer)
-        self.combo.setModel(QStandardItemModel(self.combo))
-        for mode in vp.MODES:
-            item = QStandardItem(vp.MODE_LABELS[mode])
-            item.setData(mode, Qt.ItemDataRole.UserRole)
-            self.combo.model().appendRow(item)
-        self.vae_button = QToolButton(viewer)
+        self.combo = viewer.mode_combo  # the decoders are RGB modes of the viewer's own display choice
+        self.vae_button = QToolButton()
         self.vae_button.setText("Decode with VAE")
-        self.pick_button = QToolButton(viewer)
-        self.pick_button.setText("VAE file…")
-        self.pick_button.setToolTip("Choose a VAE, checkpoint or TAESD decoder file for the previews")
-        self.source_label = QLabel(viewer)
+        self.source_label = QLabel()
         self.source_label.setTextFormat(Qt.TextFormat.PlainText)
-        for w in (self.combo, self.vae_button, self.pick_button, self.source_label):
-            row.addWidget(w)
-        self.combo.activated.connect(self._combo_chosen)
+        # over the image's top-left corner: the label and the button take no room from the viewer's toolbars
+        self.overlay = QWidget(viewer.image_view)
+        self.overlay.setObjectName("decodeOverlay")
+        self.overlay.setStyleSheet("QLabel { background: rgba(0, 0, 0, 150); color: white; padding: 1px 4px; "
+                                   "border-radius: 3px; }")
+        row = QHBoxLayout(self.overlay)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        row.addWidget(self.source_label)
+        row.addWidget(self.vae_button)
+        self.overlay.move(4, 4)
+        self.combo.currentIndexChanged.connect(self._combo_chosen)
         self.vae_button.clicked.connect(self.decode_with_vae)
-        self.pick_button.clicked.connect(self._browse)
         decoders.optionsChanged.connect(self._fill)
         decoders.modeChanged.connect(self._mode_changed)
         viewer.rendered.connect(self._on_rendered)
         viewer.store.reset.connect(self._on_reset)
         viewer.displayChanged.connect(lambda *_: self._apply())
-        self._fill()
         self._label()
 
-    # -- the toolbar ------------------------------------------------------------------------------
-    def item(self, mode: str) -> QStandardItem:
-        return self.combo.model().item(vp.MODES.index(mode))
+    # -- the display choice ------------------------------------------------------------------------
+    def install_modes(self) -> None:
+        """Add "RGB (TAESD)" and "RGB (full VAE)" after the viewer's "RGB (latent2rgb)" (the viewer calls it
+        whenever it fills its display choice); the decoder mode's item becomes current if RGB was."""
+        combo, model = self.combo, self.combo.model()
+        with QSignalBlocker(combo):
+            if combo.count() == 0 or combo.itemData(0) != preview.RGB:
+                return
+            model.item(0).setData(vp.LATENT2RGB, DECODER_ROLE)
+            for i, mode in enumerate((vp.TAESD, vp.VAE), start=1):
+                combo.insertItem(i, RGB_LABELS[mode], preview.RGB)
+                model.item(i).setData(mode, DECODER_ROLE)
+            if combo.currentIndex() == 0:
+                combo.setCurrentIndex(vp.MODES.index(self.decoders.mode))
+        self._fill()
+
+    def item(self, mode: str) -> Optional[QStandardItem]:
+        """The display choice's item of a decoder mode."""
+        it = self.combo.model().item(vp.MODES.index(mode))
+        return it if it is not None and it.data(DECODER_ROLE) == mode else None
 
     def _fill(self) -> None:
         d = self.decoders
+        if self.item(vp.VAE) is None:
+            return
         for mode in vp.MODES:
             opt = d.option(mode)
             it = self.item(mode)
@@ -94,29 +117,37 @@ class ViewerDecode(QObject):
             tip = (opt.label if opt.choice is not None else "ComfyUI's latent2rgb preview") if opt.available else (
                 f"{vp.MODE_LABELS[mode]} is not available: {opt.reason}")
             it.setToolTip(tip)
-        self.combo.setCurrentIndex(vp.MODES.index(d.mode))
-        self.combo.setToolTip("The decoder the frame is shown through:\n" + "\n".join(
-            f"{vp.MODE_LABELS[m]}: {self.item(m).toolTip()}" for m in vp.MODES))
+        self._select(d.mode)
         vae = d.option(vp.VAE)
         self.vae_button.setEnabled(vae.available)
         self.vae_button.setToolTip(f"Decode the frame shown with {vae.label} (off the window's thread; Cancel in "
                                    "the status bar)" if vae.available else f"No full VAE: {vae.reason}")
         self._apply()
 
+    def _select(self, mode: str) -> None:
+        """Show the decoder mode in the display choice, when an RGB mode is shown."""
+        if self.combo.currentData() == preview.RGB and self.combo.currentIndex() != vp.MODES.index(mode):
+            with QSignalBlocker(self.combo):  # still RGB: the viewer has nothing to make again
+                self.combo.setCurrentIndex(vp.MODES.index(mode))
+
     def _combo_chosen(self, index: int) -> None:
-        mode = vp.MODES[index]
+        it = self.combo.model().item(index)
+        mode = it.data(DECODER_ROLE) if it is not None else None
+        if mode is None:
+            return  # a single channel: the decoder mode stays for when RGB comes back
         if not self.decoders.set_mode(mode):
-            self.combo.setCurrentIndex(vp.MODES.index(self.decoders.mode))
+            self._select(self.decoders.mode)
 
     def _mode_changed(self, mode: str) -> None:
-        self.combo.setCurrentIndex(vp.MODES.index(mode))
+        self._select(mode)
         self._apply()
 
     def pick_file(self, path: str) -> None:
         """Use ``path`` (a VAE, a checkpoint or a TAESD decoder) for the previews."""
         self.decoders.set_context(user_file=path or None)
 
-    def _browse(self) -> None:
+    def browse(self) -> None:
+        """Ask for a VAE, checkpoint or TAESD decoder file for the previews."""
         path, _ = QFileDialog.getOpenFileName(self.viewer, "VAE or TAESD decoder for previews", "",
                                               "Weights (*.safetensors *.pth *.pt *.ckpt *.sft);;All files (*)")
         if path:
@@ -132,6 +163,7 @@ class ViewerDecode(QObject):
 
     def _label(self, text: str = "") -> None:
         self.source_label.setText(text or f"shown: {WORDS[self.shown_mode]}")
+        self.overlay.adjustSize()
 
     def _on_rendered(self, _step: int) -> None:  # the viewer put latent2rgb on screen
         self.shown_mode, self.shown_picture = vp.LATENT2RGB, None

@@ -80,7 +80,7 @@ def _taesd_reason(fam, comfy_root) -> str:
         return entry["unsupported"]
     where = os.path.join(str(comfy_root), "models", "vae_approx") if comfy_root else "<ComfyUI>/models/vae_approx"
     tail = "" if comfy_root else " and choose that folder (Settings > ComfyUI folder)"
-    return f"add {name}_decoder.pth (or .safetensors) to {where}{tail}, or pick the file"
+    return f"add {name}_decoder.pth (or .safetensors) to {where}{tail}, or pick it (View > VAE file for previews)"
 
 
 def _vae_reason(fam, comfy_root, notes) -> str:
