@@ -9,7 +9,7 @@ AutoencoderKL config), saved in ComfyUI's file layouts in a temporary folder and
 - the full SD1.5 VAE: ms to decode one 512x512 frame (``--full-repeats``, default 1 on CPU), and to encode one
   (on CUDA; on the CPU with ``--full-encode``);
 - a screen of TAESD thumbnails through the app's own path: the main window at its default size on the
-  sample latent (512x512 frames), the ComfyUI folder holding the TAESD, the grid's TAESD box turned on, and
+  sample latent (512x512 frames), the ComfyUI folder holding the TAESD, View > TAESD thumbnails turned on, and
   the time until every visible cell shows its decoded thumbnail (``--no-screen`` skips it).
 
 Then one table in ``benchmarks/run.py``'s format, with targets or "info".
@@ -156,7 +156,7 @@ def bench_screen(decoder: str, rows: list) -> None:
         visible = list(grid.visible_rows())
         clock = QElapsedTimer()
         clock.start()
-        win.grid_pane.taesd_check.setChecked(True)
+        win.taesd_thumbnails_action.setChecked(True)  # View > TAESD thumbnails
         grid.viewport().update()
         ok = ok and until(lambda: all(model.is_decoded(r) for r in grid.visible_rows()))
         ms = clock.elapsed()
