@@ -48,8 +48,9 @@ CACHE_ITEMS = 2000
 CACHE_BYTES = 96 << 20
 #: Rows per rendering task.
 BATCH_ROWS = 24
-#: Rows per decoding task (TAESD thumbnails), decoded together.
-DECODE_ROWS = 4
+#: Rows per decoding task (TAESD thumbnails). One: on the CPU a frame takes about a second and batching gains
+#: little (``make bench``), so each cell shows its picture as soon as it is decoded, in the order painted.
+DECODE_ROWS = 1
 
 
 class ThumbnailCache:
