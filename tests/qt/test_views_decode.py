@@ -290,3 +290,39 @@ def test_a_new_family_never_uses_the_old_familys_decoder(qtbot, store, viewer, c
     feed(store, fake_plan(steps=4, spatial=(8, 8)))
     ready(qtbot, viewer, vp.TAESD)
     assert viewer.decoders.mode == vp.TAESD
+
+
+def test_a_broken_taesd_file_is_said_once_and_the_frames_stay_latent2rgb(qtbot, store, tmp_path):
+    from PySide6.QtGui import QAction
+    from unsampler_gui.qt.frame_viewer import FrameViewer
+    from unsampler_gui.qt.preview_decoders import bind_thumbnails_action
+    from unsampler_gui.qt.thumbnail_grid import ThumbnailGrid
+
+    root = vf.comfy_folder(tmp_path / "ComfyUI")
+    (root / "models" / "vae_approx" / "taesd_decoder.pth").write_bytes(b"not a pickle at all" * 10)
+    grid, viewer = ThumbnailGrid(store, thumb_size=48), FrameViewer(store)
+    for w in (grid, viewer):
+        qtbot.addWidget(w)
+    grid.resize(300, 200)
+    grid.show()
+    viewer.show()
+    grid.set_decoders(viewer.decoders)
+    option = bind_thumbnails_action(QAction("TAESD thumbnails", grid), viewer.decoders)
+    feed(store, fake_plan(steps=6, spatial=(8, 8)))
+    statuses, failures = [], []
+    viewer.decode.status.connect(statuses.append)
+    grid.thumbnail_model().decodeFailed.connect(lambda exc: failures.append(exc))
+    viewer.decoders.set_context(comfy_root=str(root))
+    qtbot.waitUntil(lambda: len(statuses) == 1, timeout=WAIT_MS)
+    assert statuses[0].startswith("TAESD preview failed: taesd_decoder.pth") and "\n" not in statuses[0]
+    assert viewer.decode.shown_mode == vp.LATENT2RGB and "failed" in viewer.decode.source_label.text()
+    option.setChecked(True)
+    grid.viewport().update()
+    qtbot.waitUntil(lambda: len(failures) == 1, timeout=WAIT_MS)
+    settle(qtbot, grid.thumbnail_model())
+    grid.viewport().repaint()
+    assert not grid.thumbnail_model().busy() and len(failures) == 1  # not retried at every paint
+    for w in (viewer, grid):
+        w.close()
+    viewer.shutdown()
+    grid.shutdown()

@@ -250,6 +250,8 @@ class MainWindow(QMainWindow):
         vd.vaeBusy.connect(self.vae_cancel_button.setVisible)
         vd.vaeProgress.connect(self._show_vae_progress)
         self.vae_cancel_button.clicked.connect(vd.cancel_vae)
+        self.grid.thumbnail_model().decodeFailed.connect(
+            lambda exc: self.show_status(f"TAESD thumbnails failed: {errors.user_message(exc)}"))
 
     def _preview_context(self) -> None:
         m = self.session.model_in_use()

@@ -101,6 +101,8 @@ class ThumbnailModel(QStringListModel):
 
     #: Rows sent for rendering, once per batch (tests and diagnostics).
     renderRequested = Signal(object)
+    #: Decoding the thumbnails failed (the exception); they stay latent2rgb until another decoder is set.
+    decodeFailed = Signal(object)
 
     def __init__(self, store: FrameStore, parent: Optional[QObject] = None,
                  renderer: Optional[ThumbRenderer] = None, cache_items: int = CACHE_ITEMS,
@@ -124,12 +126,13 @@ class ThumbnailModel(QStringListModel):
         self._flush_timer.timeout.connect(self._flush)
         self._placeholder = self._make_placeholder()
         self._decoder = None  # (token, decode(frames, time_index, cancel)) of decoded thumbnails, or None
+        self._decode_failed = False  # the decoder failed: latent2rgb until another one is set
         self._decoded = ThumbnailCache(cache_items, cache_bytes)
         self._dpending: set = set()
         self._dqueue: list = []
         self._dpool = Background(self, threads=1, name="thumbnail-decode")
         self._dpool.done.connect(self._on_decoded)
-        self._dpool.failed.connect(self._on_decode_failed)
+        self._dpool.failed.connect(self._on_decode_error)
         self._dpool.cancelled.connect(self._on_decode_failed)
         store.reset.connect(self._on_reset)
         store.framesAdded.connect(self._on_frames_added)
@@ -288,6 +291,7 @@ class ThumbnailModel(QStringListModel):
         if token == self.decoder_token:
             return
         self._decoder = None if token is None else (token, decode)
+        self._decode_failed = False
         self._drop_decodes()
         self._decoded.clear()
         if self._rows:
@@ -298,7 +302,7 @@ class ThumbnailModel(QStringListModel):
         return row in self._decoded
 
     def request_decoded(self, row: int) -> None:
-        if (self._decoder is None or row in self._dpending or row in self._decoded
+        if (self._decoder is None or self._decode_failed or row in self._dpending or row in self._decoded
                 or not self._store.has(self.frame_of(row))):
             return
         self._dpending.add(row)
@@ -342,8 +346,15 @@ class ThumbnailModel(QStringListModel):
         if rows:
             self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)), [Qt.ItemDataRole.DecorationRole])
 
-    def _on_decode_failed(self, asked, _exc=None) -> None:  # in the log; the cells keep latent2rgb
+    def _on_decode_failed(self, asked, _exc=None) -> None:
         self._dpending.difference_update(asked)
+
+    def _on_decode_error(self, asked, exc) -> None:  # in the log; the cells keep latent2rgb, nothing is retried
+        self._on_decode_failed(asked)
+        if not self._decode_failed:
+            self._decode_failed = True
+            self._drop_decodes()  # the rows still queued would fail the same way
+            self.decodeFailed.emit(exc)
 
     def flush(self) -> None:
         """Send the gathered requests now (normally done by a zero-delay timer after the paint)."""

@@ -19,6 +19,7 @@ from PySide6.QtGui import QStandardItem
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from ..core import preview
+from ..core.devices import cuda_available
 from ..core.errors import Cancelled
 from ..core.sequence import FrameCache
 from ..core.vae import previews as vp
@@ -83,6 +84,7 @@ class ViewerDecode(QObject):
         viewer.rendered.connect(self._on_rendered)
         viewer.store.reset.connect(self._on_reset)
         viewer.displayChanged.connect(lambda *_: self._apply())
+        viewer.play_button.toggled.connect(lambda on: None if on else self._apply())
         self._label()
 
     # -- the display choice ------------------------------------------------------------------------
@@ -202,6 +204,10 @@ class ViewerDecode(QObject):
             self.viewer.rerender()  # another decoder's picture: back to latent2rgb until this one is in
             return
         if mode == vp.TAESD:
+            if self.viewer.play_button.isChecked() and not cuda_available():  # ~1 s a CPU frame: decode when paused
+                self._taesd.drop()
+                self._label("shown: latent2rgb (TAESD when paused)")
+                return
             self._label("shown: latent2rgb (TAESD decoding…)")
             if self._taesd_tag != (choice,) + key or not self._taesd.pending():  # not already on its way
                 self._taesd_tag = (choice,) + key

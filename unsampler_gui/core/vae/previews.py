@@ -129,7 +129,8 @@ class DecoderShelf:
     """Loaded decoders, one per ``VaeChoice`` (and family), loaded on first use; safe from any thread.
 
     Two threads asking for the same choice load it once (a lock per choice); different choices load
-    side by side. ``keep`` forgets the decoders no longer offered."""
+    side by side. A file that cannot be loaded raises the same error again, without being read again.
+    ``keep`` forgets the decoders no longer offered (and the failures)."""
 
     def __init__(self, device: str = "auto"):
         self.device = device
@@ -143,13 +144,18 @@ class DecoderShelf:
             slot = self._slots.setdefault(key, [threading.Lock(), None])
         with slot[0]:
             if slot[1] is None:
-                slot[1] = choice.load(family=fam, device=self.device)
+                try:
+                    slot[1] = choice.load(family=fam, device=self.device)
+                except Exception as e:  # noqa: BLE001 - kept and raised again: the file is not read twice
+                    slot[1] = e.with_traceback(None)
+            if isinstance(slot[1], BaseException):
+                raise slot[1]
             return slot[1]
 
     def loaded(self, choice: VaeChoice, family) -> bool:
         with self._lock:
             slot = self._slots.get((choice, get_family(family).name))
-        return slot is not None and slot[1] is not None
+        return slot is not None and slot[1] is not None and not isinstance(slot[1], BaseException)
 
     def keep(self, choices) -> None:
         keep = set(choices)
