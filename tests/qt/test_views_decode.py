@@ -326,3 +326,21 @@ def test_a_broken_taesd_file_is_said_once_and_the_frames_stay_latent2rgb(qtbot, 
         w.close()
     viewer.shutdown()
     grid.shutdown()
+
+
+def test_no_taesd_decodes_while_playing_on_the_cpu(qtbot, store, viewer, comfy, spy, monkeypatch):
+    from unsampler_gui.qt import viewer_decode
+
+    monkeypatch.setattr(viewer_decode, "cuda_available", lambda: False)
+    calls, _gate = spy
+    feed(store, fake_plan(steps=30, spatial=(8, 8)))
+    viewer.decoders.set_context(comfy_root=comfy["root"])
+    ready(qtbot, viewer, vp.TAESD)
+    qtbot.waitUntil(lambda: viewer.decode.shown_mode == vp.TAESD, timeout=WAIT_MS)
+    n = len(calls)
+    viewer.play()
+    qtbot.waitUntil(lambda: viewer.current_frame() >= 4, timeout=WAIT_MS)
+    assert len(calls) == n and "paused" in viewer.decode.source_label.text()
+    viewer.stop()
+    qtbot.waitUntil(lambda: viewer.decode.shown_mode == vp.TAESD
+                    and viewer.decode.frame_key()[1] == viewer.current_frame(), timeout=WAIT_MS)
