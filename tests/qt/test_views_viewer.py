@@ -143,7 +143,7 @@ def test_new_run_resets_and_stops(qtbot, store, viewer):
     feed(store, fake_plan(20, batch=2, family="WAN21_T2V", spatial=(4, 6)), chunk=5)
     assert not viewer.is_playing()
     assert viewer.item_spin.isVisibleTo(viewer) and viewer.time_spin.isVisibleTo(viewer)
-    assert viewer.mode_combo.count() == 1 + 16
+    assert viewer.mode_combo.count() == 3 + 16  # RGB through latent2rgb, TAESD, the full VAE; 16 channels
     r = _shown(qtbot, viewer, 0)
     assert r["image"].shape == (4, 6, 3)
 

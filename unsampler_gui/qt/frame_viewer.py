@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QRectF, QSignalBlocker, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QSplitter, QStyle,
                                QToolButton, QVBoxLayout, QWidget)
@@ -27,6 +27,8 @@ from . import errors
 from .background import Background
 from .frame_store import FrameStore
 from .plot_axes import sparse_axes
+from .preview_decoders import PreviewDecoders
+from .viewer_decode import ViewerDecode
 from .viewer_tools import ViewerTools
 
 #: Contrast choices: (label, setting). "shared" is the range of step 0 (the least noisy frame).
@@ -86,6 +88,8 @@ class FrameViewer(QWidget):
         self._shown: Optional[PreviewKey] = None
         self._asked: Optional[PreviewKey] = None  # the newest request sent to the pool
         self.last_render: Optional[dict] = None
+        self._frame_size: Optional[tuple] = None  # (width, height) of the latent preview: the image's place
+        self.decoders = PreviewDecoders(self)  # the decoded previews' state, shared with the thumbnails
         self._pool = Background(self, threads=1, name="frame-viewer", latest_only=True)
         self._pool.done.connect(self._on_rendered)
         self._pool.failed.connect(self._on_failed)
@@ -110,7 +114,8 @@ class FrameViewer(QWidget):
 
     def _build(self) -> None:
         self.mode_combo = QComboBox(self)
-        self.mode_combo.setToolTip("RGB: ComfyUI's latent2rgb preview of the family; or one latent channel in grey")
+        self.mode_combo.setToolTip("RGB: ComfyUI's latent2rgb preview of the family, or the frame decoded by the\n"
+                                   "family's TAESD or full VAE; or one latent channel in grey")
         self.contrast_combo = QComboBox(self)
         for label, value in CONTRASTS:
             self.contrast_combo.addItem(label, value)
@@ -224,6 +229,7 @@ class FrameViewer(QWidget):
         lay.addWidget(self.step_label)
         lay.addWidget(self.stats_label)
         self.tools = ViewerTools(self, nav)  # value under the cursor, fit, A/B (qt/viewer_tools.py)
+        self.decode = ViewerDecode(self, self.decoders)  # TAESD / full VAE (qt/viewer_decode.py)
         lay.addWidget(self.tools.readout)
 
         self.mode_combo.currentIndexChanged.connect(self._display_changed)
@@ -436,6 +442,7 @@ class FrameViewer(QWidget):
         self._shown = self._asked = None
         self.last_render = None
         self.image_item.clear()
+        self._frame_size = None
         self._frame_placeholder()
         self.hist_curve.setData([0, 1], [0])
         mode = self.mode
@@ -446,6 +453,7 @@ class FrameViewer(QWidget):
                 self.mode_combo.addItem(f"Channel {c}", c)
             i = self.mode_combo.findData(mode)
             self.mode_combo.setCurrentIndex(max(0, i))
+            self.decode.install_modes()  # RGB (TAESD), RGB (full VAE)
         with QSignalBlocker(self.item_spin):
             self.item_spin.setRange(0, max(0, st.batch - 1))
             self._item = min(self._item, st.batch - 1)
@@ -615,8 +623,11 @@ class FrameViewer(QWidget):
         self.last_render = r
         self.placeholder_text.setVisible(False)
         img = r["image"]
-        first = self.image_item.image is None or self.image_item.image.shape[:2] != img.shape[:2]
+        size = (img.shape[1], img.shape[0])
+        first = self.image_item.image is None or self._frame_size != size
+        self._frame_size = size
         self.image_item.setImage(img, levels=(0, 255), autoLevels=False)
+        self.image_item.setRect(QRectF(0, 0, *size))
         if first:
             self.view_box.autoRange(padding=0.01)
         counts, edges = r["hist"]
@@ -629,6 +640,18 @@ class FrameViewer(QWidget):
         self.stats_label.setText(f"mean {s['mean']:.4g}   std {s['std']:.4g}   min {s['min']:.4g}   "
                                  f"max {s['max']:.4g}   (display {lo:.3g}..{hi:.3g})")
         self.rendered.emit(key.step)
+
+    def show_picture(self, img: np.ndarray) -> None:
+        """Put a decoded picture (uint8 [H, W, 3]) on screen in the latent preview's place and size."""
+        if self._frame_size is None:
+            return
+        self.image_item.setImage(img, levels=(0, 255), autoLevels=False)
+        self.image_item.setRect(QRectF(0, 0, *self._frame_size))
+
+    def rerender(self) -> None:
+        """Show the latent preview on screen again (after a decoded picture), without making it again."""
+        if self._shown is not None and self.last_render is not None:
+            self._show(self._shown, self.last_render)
 
     def _update_step_label(self) -> None:
         st = self._store
@@ -646,7 +669,7 @@ class FrameViewer(QWidget):
     # -- threads --------------------------------------------------------------------------------
 
     def wait(self, msecs: int = -1) -> bool:
-        return self._pool.wait(msecs)
+        return self._pool.wait(msecs) and self.decode.wait(msecs)
 
     def shutdown(self) -> None:
         """Stop playing, the timers and the preview thread (the window calls it when closing)."""
@@ -654,3 +677,5 @@ class FrameViewer(QWidget):
         self._stats_timer.stop()
         self._prefetch.shutdown()
         self._pool.shutdown()
+        self.decode.shutdown()
+        self.decoders.shutdown()

@@ -248,7 +248,18 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Stop the run (Esc); nothing partial is kept")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_run)
+        # the viewer's full-VAE decode: its own progress and Cancel (a run may go on beside it)
+        self.vae_progress = QProgressBar()
+        self.vae_progress.setMaximumWidth(200)
+        self.vae_progress.setFormat("VAE decode %p%")
+        self.vae_progress.setVisible(False)
+        self.vae_cancel_button = QToolButton()
+        self.vae_cancel_button.setText("Cancel decode")
+        self.vae_cancel_button.setToolTip("Stop decoding the frame with the full VAE")
+        self.vae_cancel_button.setVisible(False)
         sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.vae_progress)
+        sb.addPermanentWidget(self.vae_cancel_button)
         sb.addPermanentWidget(self.eta_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
@@ -267,6 +278,7 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         from ..core.exports import EXPORTS
         from .actions import install as install_conveniences
+        from .preview_decoders import bind_thumbnails_action
 
         mb = self.menuBar()
         f = mb.addMenu("&File")
@@ -299,6 +311,18 @@ class MainWindow(QMainWindow):
         self.log_y_action.toggled.connect(self.plot.set_log_y)
         self.plot.log_y.toggled.connect(self.log_y_action.setChecked)
         v.addAction(self.log_y_action)
+        v.addSeparator()
+        vd = self.viewer.decode
+        self.decode_vae_action = self._action(v, "&Decode frame with VAE", vd.decode_with_vae, "Ctrl+Shift+D",
+                                              "Decode the frame in the viewer with the full VAE")
+        self.decode_vae_action.setEnabled(vd.vae_button.isEnabled())
+        self.preview_vae_file_action = self._action(v, "VAE &file for previews…", vd.browse,
+                                                    tip="A VAE, checkpoint or TAESD decoder file to decode frames with")
+        self.taesd_thumbnails_action = bind_thumbnails_action(QAction("&TAESD thumbnails", self), self.viewer.decoders)
+        v.addAction(self.taesd_thumbnails_action)
+        v.setToolTipsVisible(True)  # a disabled option's tooltip says what to add where
+        self.viewer.decoders.optionsChanged.connect(
+            lambda: self.decode_vae_action.setEnabled(self.viewer.decoders.available("vae")))
 
         s = mb.addMenu("&Settings")
         self._action(s, "&ComfyUI folder…", self.choose_comfy_folder)
@@ -335,6 +359,30 @@ class MainWindow(QMainWindow):
         w.message.connect(self.show_status)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
+        self._connect_previews()
+
+    def _connect_previews(self) -> None:
+        """The decoded previews: the grid's TAESD box, the decoders' context, the full VAE's progress."""
+        dec, vd = self.viewer.decoders, self.viewer.decode
+        self.grid.set_decoders(dec)
+        dec.set_context(comfy_root=self.settings.comfy_root)
+        self.panel.changed.connect(self._preview_context)
+        vd.status.connect(self.show_status)
+        vd.vaeBusy.connect(self.vae_progress.setVisible)
+        vd.vaeBusy.connect(self.vae_cancel_button.setVisible)
+        vd.vaeProgress.connect(self._show_vae_progress)
+        self.vae_cancel_button.clicked.connect(vd.cancel_vae)
+        self.grid.thumbnail_model().decodeFailed.connect(
+            lambda exc: self.show_status(f"TAESD thumbnails failed: {errors.user_message(exc)}"))
+
+    def _preview_context(self) -> None:
+        m = self.session.model_in_use()
+        self.viewer.decoders.set_context(checkpoint=str(m.source) if m is not None else None)
+
+    @Slot(int, int)
+    def _show_vae_progress(self, done: int, total: int) -> None:
+        self.vae_progress.setRange(0, total)  # 0, 0 while the VAE is loading: a busy bar
+        self.vae_progress.setValue(done)
 
     def _restore_geometry(self) -> None:
         geo = self.settings.window_geometry()
@@ -555,6 +603,7 @@ class MainWindow(QMainWindow):
                 self.show_error("ComfyUI folder", str(e))
                 return
             self.settings.comfy_root = path
+            self.viewer.decoders.set_context(comfy_root=path)
             self.show_status(f"ComfyUI folder: {path}")
 
     @Slot()

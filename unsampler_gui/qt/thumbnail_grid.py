@@ -313,6 +313,15 @@ class ThumbnailGrid(QListView):
             return
         super().dataChanged(top_left, bottom_right, roles)
 
+    def set_decoders(self, decoders) -> None:
+        """Decode the thumbnails with TAESD when ``decoders`` (a ``PreviewDecoders``) has them turned on."""
+        def follow(*_):
+            self._model.set_decoder(*decoders.thumbnail_decoder())
+
+        decoders.thumbnailsChanged.connect(follow)
+        decoders.optionsChanged.connect(follow)
+        follow()
+
     def shutdown(self) -> None:
         """Stop the thumbnail threads (the window calls it when closing)."""
         self._model.shutdown()

@@ -12,6 +12,11 @@ are gathered and sent as a few batched tasks; results come back in batches and a
 ``dataChanged`` per batch. Thumbnails live in a bounded LRU cache, so memory stays flat over 10,000
 steps. Every planned step has its row from the start. Work for a previous run, or for other settings, is
 dropped: the renderer starts a new generation.
+
+**Decoded thumbnails** (``set_decoder``, the TAESD toggle): a painted cell shows its latent2rgb thumbnail
+first, and asks for its decoded one too; those requests are batched the same way, decoded on a pool thread
+of their own (``DECODE_ROWS`` frames a pass, QImages made there), newest wins (scrolling drops them), and kept
+in a second bounded cache. Only the RGB display is decoded.
 """
 from __future__ import annotations
 
@@ -19,13 +24,16 @@ import dataclasses
 from collections import OrderedDict
 from typing import Optional
 
-from PySide6.QtCore import QObject, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage
 
+from ..core import preview
+from ..core.errors import Cancelled
 from ..core.pictures import format_sigma
 from ..core.sequence import auto_stride
+from .background import Background
 from .frame_store import FrameStore
-from .thumb_renderer import ThumbRenderer, ThumbSettings
+from .thumb_renderer import ThumbRenderer, ThumbSettings, qimage_from_rgb
 
 #: Custom item roles.
 StepRole = Qt.ItemDataRole.UserRole + 1  # the node's step index (int)
@@ -40,6 +48,9 @@ CACHE_ITEMS = 2000
 CACHE_BYTES = 96 << 20
 #: Rows per rendering task.
 BATCH_ROWS = 24
+#: Rows per decoding task (TAESD thumbnails). One: on the CPU a frame takes about a second and batching gains
+#: little (``make bench``), so each cell shows its picture as soon as it is decoded, in the order painted.
+DECODE_ROWS = 1
 
 
 class ThumbnailCache:
@@ -90,6 +101,8 @@ class ThumbnailModel(QStringListModel):
 
     #: Rows sent for rendering, once per batch (tests and diagnostics).
     renderRequested = Signal(object)
+    #: Decoding the thumbnails failed (the exception); they stay latent2rgb until another decoder is set.
+    decodeFailed = Signal(object)
 
     def __init__(self, store: FrameStore, parent: Optional[QObject] = None,
                  renderer: Optional[ThumbRenderer] = None, cache_items: int = CACHE_ITEMS,
@@ -112,6 +125,15 @@ class ThumbnailModel(QStringListModel):
         self._flush_timer.setInterval(0)
         self._flush_timer.timeout.connect(self._flush)
         self._placeholder = self._make_placeholder()
+        self._decoder = None  # (token, decode(frames, time_index, cancel)) of decoded thumbnails, or None
+        self._decode_failed = False  # the decoder failed: latent2rgb until another one is set
+        self._decoded = ThumbnailCache(cache_items, cache_bytes)
+        self._dpending: set = set()
+        self._dqueue: list = []
+        self._dpool = Background(self, threads=1, name="thumbnail-decode")
+        self._dpool.done.connect(self._on_decoded)
+        self._dpool.failed.connect(self._on_decode_error)
+        self._dpool.cancelled.connect(self._on_decode_failed)
         store.reset.connect(self._on_reset)
         store.framesAdded.connect(self._on_frames_added)
         store.add_renderer(self)
@@ -197,6 +219,11 @@ class ThumbnailModel(QStringListModel):
     def decoration(self, row: int) -> QImage:
         """The row's thumbnail, or the placeholder after asking for it (the delegate calls this directly:
         no round trip through QVariant for every painted cell)."""
+        if self._decoder is not None and self._settings.mode == preview.RGB:
+            dec = self._decoded.get(row)
+            if dec is not None:
+                return dec
+            self.request_decoded(row)
         img = self._cache.get(row)
         if img is None:
             self.request(row)
@@ -240,8 +267,8 @@ class ThumbnailModel(QStringListModel):
             self._flush_timer.start()
 
     def busy(self) -> bool:
-        """True while thumbnails that views asked for are queued or being rendered."""
-        return bool(self._queue or self._pending)
+        """True while thumbnails that views asked for are queued or being rendered (or decoded)."""
+        return bool(self._queue or self._pending or self._dqueue or self._dpending)
 
     def drop_queued(self) -> None:
         """Forget every request not yet delivered (the view scrolled away): the next paint asks again."""
@@ -249,6 +276,85 @@ class ThumbnailModel(QStringListModel):
         self._queue.clear()
         self._renderer.drop()
         self._pending.clear()
+        self._drop_decodes()
+
+    # -- decoded thumbnails ---------------------------------------------------------------------
+
+    @property
+    def decoder_token(self):
+        """What decodes the thumbnails (None: latent2rgb only)."""
+        return self._decoder[0] if self._decoder is not None else None
+
+    def set_decoder(self, token, decode) -> None:
+        """Decode the thumbnails with ``decode(frames, time_index, cancel)`` -> uint8 ``[N, H, W, 3]`` (on a pool
+        thread); ``token`` names the decoder (a change of it decodes again). ``(None, None)``: latent2rgb only."""
+        if token == self.decoder_token:
+            return
+        self._decoder = None if token is None else (token, decode)
+        self._decode_failed = False
+        self._drop_decodes()
+        self._decoded.clear()
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(self._rows - 1), [Qt.ItemDataRole.DecorationRole])
+
+    def is_decoded(self, row: int) -> bool:
+        """True when the row's decoded thumbnail is in (never triggers decoding)."""
+        return row in self._decoded
+
+    def request_decoded(self, row: int) -> None:
+        if (self._decoder is None or self._decode_failed or row in self._dpending or row in self._decoded
+                or not self._store.has(self.frame_of(row))):
+            return
+        self._dpending.add(row)
+        self._dqueue.append(row)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _drop_decodes(self) -> None:
+        self._dqueue.clear()
+        self._dpending.clear()
+        self._dpool.drop()
+
+    def _flush_decodes(self) -> None:
+        rows = [r for r in self._dqueue if self._store.has(self.frame_of(r)) and r not in self._decoded]
+        self._dqueue.clear()
+        if not rows or self._decoder is None:
+            return
+        (_token, decode), s, st = self._decoder, self._settings, self._store
+        size = QSize(s.size, s.size)
+        for i in range(0, len(rows), DECODE_ROWS):
+            part = rows[i:i + DECODE_ROWS]
+            fetch = st.getters([self.frame_of(r) for r in part], s.item)
+
+            def work(task, part=part, fetch=fetch):
+                frames = list(fetch())
+                if task.is_cancelled():
+                    raise Cancelled("superseded")
+                pictures = decode(frames, s.time_index, task.is_cancelled)
+                return [(row, qimage_from_rgb(p).scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                        Qt.TransformationMode.SmoothTransformation))
+                        for row, p in zip(part, pictures)]
+
+            self._dpool.submit(work, part)
+
+    def _on_decoded(self, asked, images) -> None:  # only the current generation's arrive
+        self._dpending.difference_update(asked)
+        rows = [row for row, img in images if row < self._rows]
+        for row, img in images:
+            if row < self._rows:
+                self._decoded.put(row, img)
+        if rows:
+            self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)), [Qt.ItemDataRole.DecorationRole])
+
+    def _on_decode_failed(self, asked, _exc=None) -> None:
+        self._dpending.difference_update(asked)
+
+    def _on_decode_error(self, asked, exc) -> None:  # in the log; the cells keep latent2rgb, nothing is retried
+        self._on_decode_failed(asked)
+        if not self._decode_failed:
+            self._decode_failed = True
+            self._drop_decodes()  # the rows still queued would fail the same way
+            self.decodeFailed.emit(exc)
 
     def flush(self) -> None:
         """Send the gathered requests now (normally done by a zero-delay timer after the paint)."""
@@ -259,6 +365,7 @@ class ThumbnailModel(QStringListModel):
         rows = [r for r in self._queue if self._store.has(self.frame_of(r)) and r not in self._cache]
         self._queue.clear()
         if not rows:
+            self._flush_decodes()
             return
         s, st = self._settings, self._store
         shared = s.contrast == "shared" and st.has(0)
@@ -269,6 +376,7 @@ class ThumbnailModel(QStringListModel):
             part = rows[i:i + BATCH_ROWS]
             fetch = st.getters([self.frame_of(r) for r in part], s.item)  # called on the renderer's thread
             self._renderer.render(part, fetch, st.family, settings, reference)
+        self._flush_decodes()  # after the latent2rgb batches: those are shown first
 
     def _on_rendered(self, asked, images) -> None:  # only answers for the current settings and run arrive
         self._pending.difference_update(asked)
@@ -292,6 +400,8 @@ class ThumbnailModel(QStringListModel):
         self._pending.clear()
         self._cache.clear()
         self._renderer.drop()  # a new generation: thumbnails in flight are for the old settings or run
+        self._drop_decodes()
+        self._decoded.clear()
 
     def _make_placeholder(self) -> QImage:
         n = max(1, int(self._settings.size))
@@ -336,9 +446,10 @@ class ThumbnailModel(QStringListModel):
     def shutdown(self) -> None:
         self._flush_timer.stop()
         self._renderer.shutdown()
+        self._dpool.shutdown()
 
     def wait(self, msecs: int = -1) -> bool:
-        return self._renderer.wait(msecs)
+        return self._renderer.wait(msecs) and self._dpool.wait(msecs)
 
 
 __all__ = ["ThumbnailModel", "ThumbnailCache", "StepRole", "SigmaRole", "RawSigmaRole", "CaptionRole", "ReadyRole", "FrameRole",
