@@ -1,8 +1,10 @@
 """The inputs a user opens: a latent file, or a model (a checkpoint, a diffusers folder, a family name).
 
 These functions read files, so the app calls them on worker threads and the CLI calls them directly.
-Nothing here changes any state: each returns a new record (``LoadedLatent``, ``DetectedModel``, or
-``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first).
+Nothing here changes any state: each returns a new record (``LoadedLatent``, ``DetectedModel``,
+``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first, or, for the app,
+a ``core.batch_file.BatchFile`` when the file holds a batch: the user chooses to browse it or to use it
+as the input).
 """
 from __future__ import annotations
 
@@ -75,8 +77,16 @@ def open_latent(path, is_sample: bool = False, allow_nonfinite: bool = False) ->
                         is_sample=is_sample, nonfinite=lf.nonfinite)
 
 
-def load_latent(path, is_sample: bool = False, allow_nonfinite: bool = False):
-    """``open_latent`` for the app: NaN/Inf values give a ``NonFiniteLatent`` (to ask the user about)."""
+def load_latent(path, is_sample: bool = False, allow_nonfinite: bool = False, as_input: bool = True):
+    """``open_latent`` for the app: NaN/Inf values give a ``NonFiniteLatent`` (to ask the user about).
+    Unless ``as_input``, a file that holds a batch gives its ``BatchFile`` (header only: nothing is read
+    until the user has chosen to browse it or to use it as the input)."""
+    if not as_input:
+        from .batch_file import is_batch_file, open_batch
+
+        bf = open_batch(path, is_sample)
+        if is_batch_file(bf.shape):
+            return bf
     try:
         return open_latent(path, is_sample, allow_nonfinite)
     except NonFiniteLatentError:
@@ -99,8 +109,9 @@ def is_latent_file(path) -> bool:
 
 
 def load_dropped(path):
-    """A file dropped or named without saying what it is: a latent, or else a model."""
-    return load_latent(path) if is_latent_file(path) else detect_model(os.fspath(path))
+    """A file dropped or named without saying what it is: a latent (a batch is offered to browse), or else
+    a model."""
+    return load_latent(path, as_input=False) if is_latent_file(path) else detect_model(os.fspath(path))
 
 
 __all__ = ["LoadedLatent", "NonFiniteLatent", "DetectedModel", "open_latent", "load_latent", "detect_model",

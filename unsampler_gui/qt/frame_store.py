@@ -120,6 +120,7 @@ class FrameStore(QObject):
         self._builder.done.connect(self._on_built)
         self._builder.failed.connect(lambda _tag, exc: self._build_failed(exc))
         self.cache_bytes = CACHE_BYTES
+        self._browsing = False
         self._seq: Optional[Sequence] = None
         self._seq_inputs = None
         self._expected: Optional[dict] = None
@@ -159,7 +160,10 @@ class FrameStore(QObject):
     # -- the sequence (GUI thread) ----------------------------------------------------------------
 
     def follow(self, session) -> None:
-        """Show the sequence of the session's current inputs (made on a worker thread; newest wins)."""
+        """Show the sequence of the session's current inputs (made on a worker thread; newest wins).
+        While a file is browsed (``browse``) nothing changes until ``stop_browsing``."""
+        if self._browsing:
+            return
         inputs = session.inputs()
         if self._seq is not None and inputs == self._seq_inputs:
             self._builder.drop()  # back to what is shown: a build in flight is superseded
@@ -184,6 +188,32 @@ class FrameStore(QObject):
             return inputs, seq, seq.expected_stats()
 
         self._builder.submit(build, inputs)
+
+    def browse(self, seq) -> None:
+        """Show the frames of a batch file (a ``core.batch_file.BatchSequence``) instead of the session's
+        sequence, until ``stop_browsing``."""
+        self._builder.drop()
+        self.set_sequence(seq, None, None)
+        self._browsing = True
+
+    def stop_browsing(self, session=None) -> None:
+        """Back to the session's sequence (followed at once when ``session`` is given)."""
+        was, self._browsing = self._browsing, False
+        if was:
+            self.clear()
+        if session is not None:
+            self.follow(session)
+
+    @property
+    def browsing(self) -> bool:
+        """True while the frames shown are a browsed file's."""
+        return self._browsing
+
+    def set_cache_bytes(self, n: int) -> None:
+        """A new frame cache budget: for the sequences made from now on and, at once, the one shown."""
+        self.cache_bytes = int(n)
+        if self._seq is not None:
+            self._seq.cache.resize(self.cache_bytes)
 
     def set_sequence(self, seq: Sequence, inputs=None, expected: Optional[dict] = None) -> None:
         """Hold ``seq``: every view starts over on its frames, and its statistics start filling."""
@@ -276,6 +306,7 @@ class FrameStore(QObject):
     def begin(self, plan: core.Plan) -> None:
         """Start holding a new run: drops the previous run's frames and pending work."""
         self._builder.drop()
+        self._browsing = False
         self._generation += 1
         self._stats_pool.drop()
         self._seq_stats.drop()
@@ -398,6 +429,8 @@ class FrameStore(QObject):
 
     @property
     def family(self) -> Optional[core.Family]:
+        if self._seq is not None:
+            return self._seq.family
         return self._plan.spec.family if self._plan is not None else None
 
     @property
@@ -441,6 +474,8 @@ class FrameStore(QObject):
 
     def schedule_step(self, step: int) -> int:
         """The schedule step (ComfyUI's sigma index, as the sigma plot's axis) of output step ``step``."""
+        if self._seq is not None:
+            return self._seq.schedule_step(step)
         return int(self._plan.schedule_index[int(self._positions[step])])
 
     def sigma(self, step: int) -> float:
