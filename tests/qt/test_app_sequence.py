@@ -133,7 +133,7 @@ def test_a_batch_too_big_for_the_cache_shows_why_not_frames(window, qtbot, tmp_p
     failed = []
     window.store.sequenceFailed.connect(failed.append)
     with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
-        window.panel.open_latent(str(path))
+        window.panel.open_latent(str(path), as_input=True)  # as the input (else it is browsed)
     qtbot.waitUntil(lambda: bool(failed), timeout=WAIT_MS)
     assert "6 latents" in failed[-1] and window.store.sequence is None and window.store.n_steps == 0
     assert "over half the frame cache" in window.status_label.text()

@@ -72,6 +72,11 @@ class BatchFile:
         return tuple(int(v) for v in self.shape[1:])
 
     @property
+    def float32_bytes(self) -> int:
+        """The whole tensor's bytes in float32 (what using it as the input would hold)."""
+        return 4 * self.rows * math.prod(self.frame_shape)
+
+    @property
     def row_bytes(self) -> int:
         """Stored bytes of one row (one latent)."""
         return DTYPES[self.dtype][1] * math.prod(self.frame_shape)

@@ -24,6 +24,7 @@ from ..core.inputs import OPENABLE_EXTS
 from ..core.session import Session
 from . import errors, resource_path
 from .actions import install as install_conveniences
+from .browse import Browser, BrowseBar
 from .export_dialog import ExportDialog
 from .family_dialog import define_family
 from .frame_store import FrameStore
@@ -118,7 +119,14 @@ class MainWindow(QMainWindow):
         self.sigma_dock = self._dock("Sigmas", "sigmas", self.plot, Qt.DockWidgetArea.TopDockWidgetArea)
         viewer = self.viewer
         self.viewer_dock = self._dock("Frame", "frame", viewer, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.setCentralWidget(self.grid_pane)
+        self.browse_bar = BrowseBar()
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(self.browse_bar)
+        cl.addWidget(self.grid_pane, 1)
+        self.setCentralWidget(central)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
@@ -213,6 +221,9 @@ class MainWindow(QMainWindow):
         w.message.connect(self.show_status)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
+        self.browser = Browser(self, self.browse_bar)  # a batch file browsed frame by frame (qt/browse.py)
+        self.browser.status.connect(self.show_status)
+        self.browser.error.connect(self.show_error)
 
     def _restore(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
 from .. import core
 from ..core import params as run_params
 from ..core.devices import human_bytes
+from ..core.batch_file import BatchFile
 from ..core.errors import printable
 from ..core.inputs import (CHECKPOINT_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, detect_model, load_dropped,
                            load_latent)
@@ -70,6 +71,7 @@ class ParamPanel(QWidget):
     runRequested = Signal()
     cancelRequested = Signal()
     latentChanged = Signal(object)  # LoadedLatent
+    batchOpened = Signal(object)  # core.batch_file.BatchFile: a file that holds a batch, to browse or use
     modelChanged = Signal()
     status = Signal(str)
     error = Signal(str, str)  # title, message
@@ -337,12 +339,14 @@ class ParamPanel(QWidget):
         if path:
             self.open_checkpoint(path)
 
-    def open_latent(self, path: str, is_sample: bool = False, allow_nonfinite: bool = False) -> None:
-        """Read a latent on a worker; the form updates when it arrives."""
+    def open_latent(self, path: str, is_sample: bool = False, allow_nonfinite: bool = False,
+                    as_input: bool = False) -> None:
+        """Read a latent on a worker; the form updates when it arrives. A file that holds a batch is
+        ``batchOpened`` (to browse, or to use as the input) unless ``as_input``."""
         if not is_sample:
             self.settings.set_folder("latent", path)
         self.status.emit(f"reading {os.path.basename(path)}…")
-        self._latent_loader.run_in_thread(lambda rep: load_latent(path, is_sample, allow_nonfinite))
+        self._latent_loader.run_in_thread(lambda rep: load_latent(path, is_sample, allow_nonfinite, as_input))
 
     def _ask_nonfinite(self, bad: NonFiniteLatent) -> None:
         """NaN/Inf in a latent: say so and use it (zeroed) only when the user agrees."""
@@ -351,7 +355,7 @@ class ParamPanel(QWidget):
                 "Replace them with 0 and open it anyway?")
         self.status.emit(f"{name}: {bad.count} NaN/Inf values")
         if self.confirm_nonfinite(text):
-            self.open_latent(bad.path, bad.is_sample, allow_nonfinite=True)
+            self.open_latent(bad.path, bad.is_sample, allow_nonfinite=True, as_input=True)
         else:
             self.status.emit(f"{name} was not opened: it holds NaN/Inf values")
 
@@ -429,6 +433,8 @@ class ParamPanel(QWidget):
             self._ask_nonfinite(value)
         elif isinstance(value, LoadedLatent):
             self.set_latent(value)
+        elif isinstance(value, BatchFile):
+            self.batchOpened.emit(value)
         else:
             self.set_detection(value)
 
