@@ -5,7 +5,8 @@
 Each size runs in a fresh process started as ``unsampler-gui LATENT --model M --steps 10000`` would be:
 - first visible thumbnails after a parameter change (the seed), SDXL size [1,4,128,128];
 - a jump to a random frame until the viewer shows it (independent noise; trajectory after its keyframes);
-- the longest GUI stall (a 5 ms probe timer) while typing into Steps, scrolling the grid end to end and playing;
+- the longest GUI stall (a 5 ms probe timer) while typing into Steps (values typed into the focused field and
+  ended by Enter, one every 120 ms), scrolling the grid end to end and playing;
 - resident memory (VmRSS, and the peak VmHWM) with frames on the screen, SDXL and 720p Wan 2.1 [1,16,21,90,160].
 
 Prints one table in the same format as benchmarks/run.py. The machine may be shared: the figures are what
@@ -139,12 +140,23 @@ def child(kind: str) -> dict:
         return max(gaps) if gaps else float("nan")
 
     if kind == "sdxl":
-        typed = [1, 10, 100, 1000, 10000, 1000, 100, 1000, 10000]  # Steps as a user types and deletes digits
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        # Steps as a user types values into the focused field, each ended by Enter (the field takes a value on
+        # Enter, or on the arrow keys), one every 120 ms: 1, 10, 100, 1000, 10000, 1000, 100, 1000, 10000
+        typed = [1, 10, 100, 1000, 10000, 1000, 100, 1000, 10000]
+        spin = win.panel.widget("steps")
+        win.activateWindow()
+        spin.setFocus()
+        QApplication.processEvents()
 
         def type_steps(i: int) -> bool:
             if i >= len(typed):
                 return False
-            win.panel.set_params({"steps": typed[i]}, family=False)
+            spin.lineEdit().selectAll()
+            QTest.keyClicks(spin.lineEdit(), str(typed[i]))
+            QTest.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
             return True
 
         prof = None
@@ -169,6 +181,8 @@ def child(kind: str) -> dict:
             watch = threading.Thread(target=watchdog, daemon=True)
             watch.start()
         out["stall_typing_ms"] = run_for(3.0, type_steps, every_ms=120)
+        out["typed_steps"] = spin.value()
+        pump_until(lambda: win.session.params.steps == 10000 and visible_ready())
         if watch is not None:
             stop.set()
         if prof is not None:

@@ -45,6 +45,9 @@ PLAN_SETTLE_MS = 60
 SETTLE_POLL_MS = 10
 #: How long, at most, ``firstFramesTaken`` waits for busy renderers (milliseconds).
 FIRST_FRAMES_LIMIT_MS = 300
+#: A sequence's statistics start this long after it is shown, when no newer one came meanwhile
+#: (milliseconds): while the user types into Steps they do not compete with the frames on screen.
+STATS_DELAY_MS = 250
 
 
 def _lower_priority(niceness: int = 10) -> None:
@@ -136,9 +139,15 @@ class FrameStore(QObject):
         self._poll_timer.setInterval(SETTLE_POLL_MS)
         self._poll_timer.timeout.connect(self._poll_renderers)
         self._poll_clock = QElapsedTimer()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setSingleShot(True)
+        self._stats_timer.setInterval(STATS_DELAY_MS)
+        self._stats_timer.timeout.connect(self._start_sequence_stats)
         self._clear_state()
 
     def _clear_state(self) -> None:
+        if hasattr(self, "_stats_timer"):
+            self._stats_timer.stop()
         self._frames_note.drop()
         self._stats_note.drop()
         self._plan_timer.stop()
@@ -233,6 +242,12 @@ class FrameStore(QObject):
         self.reset.emit()
         self.framesAdded.emit(0, n)
         self.finished.emit()
+        self._stats_timer.start()  # the statistics once no newer sequence came (STATS_DELAY_MS)
+
+    def _start_sequence_stats(self) -> None:
+        seq = self._seq
+        if seq is None:
+            return
 
         def stats(task):
             _lower_priority()  # the statistics yield the CPU to the window and to the frames it shows
@@ -508,13 +523,15 @@ class FrameStore(QObject):
 
     def busy(self) -> bool:
         """True while statistics of this run are still being computed (or the sequence is being made)."""
-        return self._stats_pool.pending() or self._builder.pending() or self._seq_stats.pending()
+        return (self._stats_pool.pending() or self._builder.pending() or self._seq_stats.pending()
+                or self._stats_timer.isActive())
 
     def wait(self, msecs: int = -1) -> bool:
         """Wait for the statistics and sequence threads (their answers are then still to be delivered)."""
         return self._builder.wait(msecs) and self._stats_pool.wait(msecs) and self._seq_stats.wait(msecs)
 
     def shutdown(self) -> None:
+        self._stats_timer.stop()
         self._plan_timer.stop()
         self._poll_timer.stop()
         self._builder.shutdown()

@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QInputDialog, Q
 
 from .. import core
 from ..core.exports import EXPORTS, LATENT
+from ..core.devices import human_bytes
 from ..core.inputs import OPENABLE_EXTS
+from ..core.sequence import CACHE_BYTES
 from ..core.session import Session
 from . import errors, resource_path
 from .actions import install as install_conveniences
@@ -38,6 +40,8 @@ from .worker import UnsampleWorker
 
 log = logging.getLogger("unsampler")
 
+#: The frame cache size the menu offers, in bytes (``Settings.frame_cache`` keeps at least the minimum).
+FRAME_CACHE_MIN, FRAME_CACHE_MAX = 16 << 20, 64 << 30
 #: The size the window opens at on a screen that has room for it.
 DEFAULT_SIZE = QSize(1500, 950)
 #: Room left for a title bar when the window's frame is not known yet (before it is first shown).
@@ -196,6 +200,8 @@ class MainWindow(QMainWindow):
         s = mb.addMenu("&Settings")
         self._action(s, "&ComfyUI folder…", self.choose_comfy_folder)
         self._action(s, "&Memory cap…", self.choose_memory_cap)
+        self.frame_cache_action = self._action(s, "&Frame cache size…", self.choose_frame_cache,
+                                               tip="How much memory the frames made or read for the views may keep")
 
         h = mb.addMenu("&Help")
         self._action(h, "Show &log file", self.show_log)
@@ -320,6 +326,7 @@ class MainWindow(QMainWindow):
     # -- run (the session's, through the RunController) --------------------------------------------
     def start_run(self) -> bool:
         """Start a run with the form's parameters (cancelling one in progress)."""
+        self.panel.flush_edits()
         return self.runner.start()
 
     def cancel_run(self) -> None:
@@ -385,6 +392,7 @@ class MainWindow(QMainWindow):
 
     # -- exports, settings, help ------------------------------------------------------------------
     def open_export(self, kind: str = LATENT) -> ExportDialog:
+        self.panel.flush_edits()
         if self._export is not None:
             self._export.shutdown()
             self._export.deleteLater()
@@ -421,6 +429,32 @@ class MainWindow(QMainWindow):
             self.panel.refresh_estimate()
 
     @Slot()
+    def choose_frame_cache(self) -> QInputDialog:
+        """Frame cache size (MiB): applied at once to the frames shown, and saved."""
+        seq = self.store.sequence
+        held = f"; {human_bytes(seq.cache.bytes)} is held now" if seq is not None else ""
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle("Frame cache size")
+        dlg.setInputMode(QInputDialog.InputMode.IntInput)
+        dlg.setLabelText("Frames made or read for the grid, the viewer and playback are kept up to this size,\n"
+                         f"in MiB (at least {FRAME_CACHE_MIN >> 20}; default {CACHE_BYTES >> 20}){held}.\n"
+                         "More keeps more frames for going back and forth; less keeps the app smaller.")
+        dlg.setIntRange(FRAME_CACHE_MIN >> 20, FRAME_CACHE_MAX >> 20)
+        dlg.setIntStep(16)
+        dlg.setIntValue(self.settings.frame_cache >> 20)
+        dlg.intValueSelected.connect(lambda mib: self.set_frame_cache(int(mib) << 20))
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+        self.frame_cache_dialog = dlg
+        return dlg
+
+    def set_frame_cache(self, nbytes: int) -> None:
+        """Use and save a frame cache budget (the cache of the frames shown shrinks or grows at once)."""
+        self.settings.frame_cache = min(FRAME_CACHE_MAX, max(FRAME_CACHE_MIN, int(nbytes)))
+        self.store.set_cache_bytes(self.settings.frame_cache)
+        self.show_status(f"frame cache: {human_bytes(self.settings.frame_cache)}")
+
+    @Slot()
     def show_log(self) -> None:
         self.extras.show_log_file()
 
@@ -447,6 +481,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         if not self._closed:
+            self.panel.flush_edits()
             try:
                 self.settings.save_window(self.saveGeometry(), self.saveState())
                 self.settings.set_last_params(self.panel.run_params())

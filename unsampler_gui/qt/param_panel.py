@@ -12,7 +12,7 @@ import html
 import os
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
@@ -32,6 +32,10 @@ from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .wheel_guard import guard_wheel
 from .worker import Worker
+
+#: Edits made in a focused field closer together than this (typing a number: "1", "10", "100"...) are taken
+#: once the typing pauses for as long; the first one is taken at once (milliseconds).
+TYPING_SETTLE_MS = 200
 
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
 CHECKPOINT_FILTER = ("Checkpoints (" + " ".join(f"*{e}" for e in (".safetensors",) + CHECKPOINT_EXTS)
@@ -97,6 +101,11 @@ class ParamPanel(QWidget):
         self._estimator = Background(self, name="estimate", latest_only=True)
         self._estimator.done.connect(lambda _tag, answer: self._on_estimate(answer))
         self._estimator.failed.connect(lambda _tag, exc: self._on_estimate_failed(errors.user_message(exc)))
+        self._typed = QTimer(self)  # typed edits wait for a pause (TYPING_SETTLE_MS)
+        self._typed.setSingleShot(True)
+        self._typed.setInterval(TYPING_SETTLE_MS)
+        self._typed.timeout.connect(self.flush_edits)
+        self._typed_clock = QElapsedTimer()
         self._build()
         self.changed.connect(self.refresh_estimate)
 
@@ -252,6 +261,7 @@ class ParamPanel(QWidget):
 
     def _apply(self, new: run_params.RunParams) -> None:
         """Show ``new`` and take back what the form holds (the form is what a run uses)."""
+        self._typed.stop()  # whatever was typed is in the rows: taken now
         self._showing = True
         try:
             self._show(new)
@@ -456,10 +466,34 @@ class ParamPanel(QWidget):
     # -- reactions --------------------------------------------------------------------------------
     @Slot()
     def _edited(self, *_) -> None:
-        """A row changed: take the form's values, and refresh the rows that follow the family."""
+        """A row changed: take the form's values, and refresh the rows that follow the family. Edits typed in
+        quick succession into a focused field (a number typed digit by digit) are taken once the typing
+        pauses: the first at once, the rest ``TYPING_SETTLE_MS`` after the last (``flush_edits``)."""
         if self._showing:
             return
+        w = self.sender()
+        typing = isinstance(w, QWidget) and w.hasFocus()
+        if typing and (self._typed.isActive()
+                       or (self._typed_clock.isValid() and self._typed_clock.elapsed() < TYPING_SETTLE_MS)):
+            self._typed_clock.start()
+            self._typed.start()
+            return
+        if typing:
+            self._typed_clock.start()
+        else:
+            self._typed_clock.invalidate()
         self._apply(self._read())
+
+    @Slot()
+    def flush_edits(self) -> None:
+        """Take the edits still waiting for the typing to pause (before a run or an export, and on closing)."""
+        if self._typed.isActive() or self.sender() is self._typed:
+            self._typed_clock.invalidate()  # the next value typed is taken at once again
+            self._apply(self._read())
+
+    def edits_pending(self) -> bool:
+        """True while typed edits wait for the typing to pause."""
+        return self._typed.isActive()
 
     def _show_family_info(self) -> None:
         fam = self.base_family()
@@ -498,6 +532,7 @@ class ParamPanel(QWidget):
 
     @Slot()
     def _run_clicked(self) -> None:
+        self.flush_edits()
         (self.cancelRequested if self._busy else self.runRequested).emit()
 
     @Slot()
@@ -541,6 +576,7 @@ class ParamPanel(QWidget):
         self.estimate_label.setText(f"Output: {_esc(est.describe)}{free}{warn}")
 
     def shutdown(self) -> None:
+        self._typed.stop()
         self._latent_loader.shutdown()
         self._model_loader.shutdown()
         for w in list(self._drop_loaders):
