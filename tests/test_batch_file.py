@@ -161,3 +161,15 @@ def test_the_app_loader_offers_a_batch_and_reads_one_latent_as_before(export30, 
     write_latent(one, torch.randn(1, 4, 8, 8))
     assert isinstance(load_dropped(one), LoadedLatent)
     assert os.path.exists(one)
+
+
+def test_the_cuda_checks_app_frames_equal_an_export_on_the_cpu():
+    """benchmarks/cuda_check.py's check that the app's frames equal an export's (run there on CUDA), here on the CPU."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.cuda_check import app_frames_match_export
+
+    results = app_frames_match_export("cpu")
+    assert len(results) == 12
+    failed = [(name, detail) for name, ok, detail in results if not ok]
+    assert not failed

@@ -35,7 +35,7 @@ from .worker import Worker
 
 #: Edits made in a focused field closer together than this (typing a number: "1", "10", "100"...) are taken
 #: once the typing pauses for as long; the first one is taken at once (milliseconds).
-TYPING_SETTLE_MS = 200
+TYPING_SETTLE_MS = 250
 
 LATENT_FILTER = "Latents (*.latent *.safetensors);;All files (*)"
 CHECKPOINT_FILTER = ("Checkpoints (" + " ".join(f"*{e}" for e in (".safetensors",) + CHECKPOINT_EXTS)
@@ -478,11 +478,11 @@ class ParamPanel(QWidget):
             self._typed_clock.start()
             self._typed.start()
             return
-        if typing:
+        self._apply(self._read())
+        if typing:  # counted from the end of the change: a slow one does not make the next value "slow"
             self._typed_clock.start()
         else:
             self._typed_clock.invalidate()
-        self._apply(self._read())
 
     @Slot()
     def flush_edits(self) -> None:
