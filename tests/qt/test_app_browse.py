@@ -119,6 +119,13 @@ def test_a_foreign_batch_is_the_input_and_can_be_browsed(window, qtbot, tmp_path
     assert "no stored parameters" in window.browse_bar.label.text()
     window.viewer.select_frame(2)
     qtbot.waitUntil(lambda: window.viewer.shown is not None and window.viewer.shown.step == 2, timeout=WAIT_MS)
+    assert "\u03c3 n/a" in window.viewer.step_label.text()  # no stored sigma: said so, not "nan"
+    assert window.grid.thumbnail_model().caption(0) == ("frame 0", "\u03c3 n/a")
+    with pytest.raises(core.BadParameterError, match="stores no sigmas"):
+        seq.frame_at_sigma(1.0)
+    with pytest.raises(core.BadParameterError, match="no stored sigmas; give a frame number"):
+        window.grid.frame_for("\u03c3 3")
+    assert window.grid.frame_for("3") == 3
 
 
 def test_a_truncated_batch_file_is_a_message_and_changes_nothing(window, qtbot, export30, tmp_path, monkeypatch):
