@@ -173,3 +173,43 @@ def test_the_cuda_checks_app_frames_equal_an_export_on_the_cpu():
     assert len(results) == 12
     failed = [(name, detail) for name, ok, detail in results if not ok]
     assert not failed
+
+
+def test_chosen_frames_of_a_browsed_export_are_written_with_their_metadata(export30, tmp_path):
+    from unsampler_gui.core.errors import Cancelled
+    from unsampler_gui.core.batch_file import export_frames
+    path, plan = export30
+    bf = open_batch(path)
+    seq = BatchSequence(bf, choose_family(bf))
+    out = tmp_path / "part.latent"
+    assert export_frames(seq, out, [0, 9, 18]) == str(out)
+    stored, part = read_latent(path).tensor, read_latent(out)
+    assert torch.equal(_bits(part.tensor), _bits(torch.cat([stored[0:2], stored[18:20], stored[36:38]])))
+    again = open_batch(out)  # browsed again: the same frames, their steps and sigmas
+    assert again.batch == 2 and again.n_frames == 3 and again.unsampler["frames"] == [0, 9, 18]
+    back = BatchSequence(again, choose_family(again))
+    assert back.sigma(1) == seq.sigma(9) and back.schedule_step(2) == seq.schedule_step(18)
+    assert torch.equal(back.frame(2), seq.frame(18))
+
+    class Stop:
+        def __init__(self):
+            self.asked = 0
+
+        def is_cancelled(self):
+            self.asked += 1
+            return self.asked > 2
+
+        def progress(self, done, total):
+            pass
+
+    with pytest.raises(Cancelled):
+        export_frames(seq, tmp_path / "stop.latent", range(27), reporter=Stop())
+    assert not os.path.exists(tmp_path / "stop.latent")
+    with pytest.raises(BadParameterError, match="outside"):
+        export_frames(seq, tmp_path / "x.latent", [27])
+    foreign = tmp_path / "four.latent"
+    write_latent(foreign, torch.randn(4, 4, 8, 8))
+    fb = open_batch(foreign)
+    export_frames(BatchSequence(fb, choose_family(fb)), tmp_path / "f.latent", [3, 1])
+    assert open_batch(tmp_path / "f.latent").unsampler is None
+    assert torch.equal(read_latent(tmp_path / "f.latent").tensor, read_latent(foreign).tensor[[3, 1]])

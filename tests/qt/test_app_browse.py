@@ -142,3 +142,23 @@ def test_a_truncated_batch_file_is_a_message_and_changes_nothing(window, qtbot, 
     qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
     assert "truncated" in shown[-1] and "cut.latent" in shown[-1]
     assert not window.store.browsing and window.session.inputs() == before
+
+
+def test_the_frames_shown_of_a_browsed_file_are_exported(window, qtbot, export30, tmp_path):
+    path, _ = export30
+    window.open_file(str(path))
+    seq = _browsing(qtbot, window)
+    assert window.browse_bar.export_button.isVisible()
+    assert not any(a.isEnabled() for a in window.export_actions.values())  # the registry's: the form's frames
+    window.grid_pane.stride_spin.setValue(4)
+    out = tmp_path / "every4.latent"
+    with qtbot.waitSignal(window.browser._exporter.finished, timeout=WAIT_MS):
+        assert window.browser.export_shown(str(out))
+    assert window.status_label.text() == f"saved {out}"
+    stored = read_latent(path).tensor
+    want = torch.cat([stored[i * 2:(i + 1) * 2] for i in range(0, 29, 4)])
+    assert torch.equal(_bits(read_latent(out).tensor), _bits(want))
+    assert read_latent(out).unsampler["frames"] == list(range(0, 29, 4))
+    assert seq is window.store.sequence and window.store.browsing  # still browsing
+    window.browse_bar.back_button.click()
+    assert all(a.isEnabled() for a in window.export_actions.values())

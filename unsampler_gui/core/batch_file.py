@@ -14,6 +14,8 @@ tensor; any other batch is ``B`` frames of one item. Values are as ComfyUI's Loa
 (float32, the legacy multiplier applied), so frame ``i`` of an export is bit-identical to frame ``i``
 of the run that wrote it. Non-finite values are shown as 0 (and counted in ``nonfinite``).
 
+``export_frames`` writes chosen frames of a browsed file to a new ``.latent``, a frame at a time.
+
 Qt-free. Safe to use from several threads (the cache is locked; each read opens the file itself).
 """
 from __future__ import annotations
@@ -350,5 +352,42 @@ class BatchSequence:
         return None
 
 
+def export_frames(seq: BatchSequence, path, frames: Seq[int], overwrite: bool = False, reporter=None) -> str:
+    """Write frames ``frames`` (indices of ``seq``, in this order) of a browsed file as a new ``.latent``,
+    a frame at a time (memory: a frame), atomically (``latent_io.LatentWriter``). An export's metadata goes
+    with them, its frame steps and sigmas cut to the frames written. ``reporter.is_cancelled()`` is asked
+    before every frame (``Cancelled``: nothing is left); ``reporter.progress(done, total)`` after it."""
+    import json
+
+    from .errors import Cancelled
+    from .latent_io import METADATA_KEY, LatentWriter
+
+    idx = [int(i) for i in frames]
+    n = seq.n_frames
+    if not idx:
+        raise BadParameterError("no frames chosen to export")
+    bad = [i for i in idx if not 0 <= i < n]
+    if bad:
+        raise BadParameterError(f"frame {bad[0]} is outside 0..{n - 1}")
+    meta = None
+    u = seq.file.unsampler
+    if u is not None:
+        u = dict(u)
+        u["frames"] = [seq.positions[i] for i in idx]
+        for key, values in (("model_sigmas", seq.sigmas), ("sigmas", seq.raw_sigmas)):
+            if key in u:
+                u[key] = [float(values[i]) for i in idx]
+        meta = {METADATA_KEY: json.dumps(u, separators=(",", ":"))}
+    shape = (len(idx) * seq.batch, *seq.frame_shape)
+    with LatentWriter(path, shape, meta, overwrite=overwrite) as w:
+        for k, i in enumerate(idx):
+            if reporter is not None and reporter.is_cancelled():
+                raise Cancelled("export cancelled")
+            w.write(seq.frame(i))
+            if reporter is not None:
+                reporter.progress(k + 1, len(idx))
+        return w.commit()
+
+
 __all__ = ["BatchFile", "BatchSequence", "BatchPlan", "open_batch", "batch_from_head", "is_batch_file",
-           "choose_family", "file_reader", "READ_BYTES"]
+           "choose_family", "file_reader", "export_frames", "READ_BYTES"]

@@ -6,7 +6,10 @@ header only), ``Browser.offer`` takes the likelier use and the bar above the gri
 - an Unsampler export, or a batch whose frames would not fit the frame cache as an input, is **browsed**:
   the grid, the viewer, its statistics and the sigma plot show the file's frames (read lazily from the file
   on the views' pool threads, ``core.batch_file.BatchSequence``), its stored parameters are on the bar,
-  and the form is greyed; the bar has **Use as the input** and **Back to noising**;
+  and the form is greyed; the bar has **Use as the input**, **Export shown frames…** (the frames the grid
+  shows, every k-th as its stride says, to a new ``.latent`` with the file's parameters: the export
+  registry's kinds draw on the form's parameters, so they are off while a file is browsed) and
+  **Back to noising**;
 - any other batch (say a ComfyUI batch of four images) is **the input to noise**, as before; the bar has
   **Browse its frames**.
 
@@ -14,18 +17,21 @@ Any change of the form while a file is browsed (an undo, another file opened) go
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
 
 from .. import core
 from ..core import params as run_params
-from ..core.batch_file import BatchFile, BatchSequence, choose_family
+from ..core.batch_file import BatchFile, BatchSequence, choose_family, export_frames
 from ..core.devices import human_bytes
 from ..core.errors import printable
+from . import errors
 from .errors import plain_tooltip
 from .sigma_plot import ScheduleRequest
+from .worker import Worker
 
 
 def frames_line(bf: BatchFile) -> str:
@@ -62,6 +68,9 @@ class BrowseBar(QWidget):
         self.browse_button.setToolTip("Look at the file's latents frame by frame (read from the file as shown)")
         self.input_button = QPushButton("Use as the input")
         self.input_button.setToolTip("Noise the file's latents (the whole batch) with the form's parameters")
+        self.export_button = QPushButton("Export shown frames…")
+        self.export_button.setToolTip("Write the frames the grid shows (every k-th, as its stride says) to a new "
+                                      ".latent, with the file's parameters")
         self.back_button = QPushButton("Back to noising")
         self.back_button.setToolTip("Show the frames of the form's parameters again")
         self.close_button = QToolButton()
@@ -71,7 +80,7 @@ class BrowseBar(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 3, 6, 3)
         lay.addWidget(self.label, 1)
-        for b in (self.browse_button, self.input_button, self.back_button, self.close_button):
+        for b in (self.browse_button, self.input_button, self.export_button, self.back_button, self.close_button):
             lay.addWidget(b)
         self.setAutoFillBackground(True)
         self.hide()
@@ -81,6 +90,7 @@ class BrowseBar(QWidget):
         self.label.setToolTip(plain_tooltip(tip))
         self.browse_button.setVisible(not browsing)
         self.input_button.setVisible(browsing)
+        self.export_button.setVisible(browsing)
         self.back_button.setVisible(browsing)
         self.close_button.setVisible(not browsing)
         self.show()
@@ -102,6 +112,10 @@ class Browser(QObject):
         bar.browse_button.clicked.connect(lambda: self.browse(self.file))
         bar.input_button.clicked.connect(lambda: self.use_as_input())
         bar.back_button.clicked.connect(lambda: self.back())
+        bar.export_button.clicked.connect(lambda: self.export_shown())
+        self._exporter = Worker(self, name="export browsed frames")
+        self._exporter.result.connect(lambda path: self.status.emit(f"saved {path}"))
+        self._exporter.error.connect(errors.worded(lambda t: (self.status.emit(t), self.error.emit("Export", t))))
         win.panel.batchOpened.connect(self.offer)
         win.panel.changed.connect(self._form_changed)
         win.panel.latentChanged.connect(self._latent_changed)
@@ -169,6 +183,29 @@ class Browser(QObject):
         self.bar.hide()
         if was:
             self.browsingChanged.emit(False)
+
+    def export_shown(self, path: Optional[str] = None) -> bool:
+        """Write the frames the grid shows (its stride) of the browsed file to ``path`` (asked for when None),
+        on a worker thread."""
+        seq = self.sequence
+        if seq is None:
+            return False
+        frames = list(range(0, seq.n_frames, max(1, self.win.grid.stride())))
+        if path is None:
+            stem = os.path.splitext(self.file.name)[0]
+            start = os.path.join(self.win.settings.folder("latent"), f"{stem}_frames_{len(frames)}.latent")
+            path, _ = QFileDialog.getSaveFileName(self.win, "Export shown frames", start, "Latents (*.latent)")
+            if not path:
+                return False
+        self.status.emit(f"writing {len(frames)} frames to {os.path.basename(path)}…")
+        self._exporter.run_in_thread(lambda rep: export_frames(seq, path, frames, overwrite=True, reporter=rep))
+        return True
+
+    def is_exporting(self) -> bool:
+        return self._exporter.is_running()
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
 
     def _set_form_enabled(self, on: bool) -> None:
         win = self.win

@@ -474,6 +474,7 @@ class MainWindow(QMainWindow):
         if self._export is not None:
             self._export.shutdown()
         self.panel.shutdown()
+        self.browser.shutdown()
         self.plot.shutdown()
         self.store.clear()  # answers still queued for this run are now stale and dropped
         for w in (self.grid, self.viewer, self.store):
