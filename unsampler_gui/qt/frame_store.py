@@ -202,8 +202,8 @@ class FrameStore(QObject):
         """Show the frames of a batch file (a ``core.batch_file.BatchSequence``) instead of the session's
         sequence, until ``stop_browsing``."""
         self._builder.drop()
-        self.set_sequence(seq, None, None)
         self._browsing = True
+        self.set_sequence(seq, None, None)
 
     def stop_browsing(self, session=None) -> None:
         """Back to the session's sequence (followed at once when ``session`` is given)."""
