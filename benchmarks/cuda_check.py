@@ -4,7 +4,10 @@
 
 Correctness: the CUDA path's output is the same whatever the chunk size and subset, streams to the
 same bytes as the in-memory export, and has the right statistics; a reversed trajectory streams under a
-memory cap in pieces, with progress and cancel; ``Frames`` on CUDA gives a run's bits. Timing: the
+memory cap in pieces, with progress and cancel; ``Frames`` on CUDA gives a run's bits; the app's frames
+(``core.sequence.Sequence`` on CUDA, any order, trajectory keyframes included, and the statistics the views
+show) equal the frames of a streamed export, and so does that export browsed from the file
+(``core.batch_file``: ``app_frames_match_export``, which tests/test_batch_file.py runs on the CPU). Timing: the
 node's algorithm on the GPU, Unsampler on the CPU and on CUDA, and the pinned device-to-host copy
 bandwidth, in one run.
 """
@@ -22,7 +25,10 @@ import torch  # noqa: E402
 
 from unsampler_gui.core import (Cancelled, Frames, LatentSink, Reporter, UnsampleSpec, get_family,  # noqa: E402
                                 node_sigmas, plan_unsample, read_latent, run_unsample)
+from unsampler_gui.core.batch_file import BatchSequence, choose_family, open_batch  # noqa: E402
 from unsampler_gui.core.export import export_latent  # noqa: E402
+from unsampler_gui.core.sequence import Sequence  # noqa: E402
+from unsampler_gui.core.stats import StepStats, frame_stats  # noqa: E402
 
 CASES = [("SD1.5 x 10000", "SD15", (1, 4, 64, 64), 10000), ("SDXL x 1000", "SDXL", (1, 4, 128, 128), 1000),
          ("Flux x 1000", "Flux", (1, 16, 128, 128), 1000), ("SDXL x 10000", "SDXL", (1, 4, 128, 128), 10000)]
@@ -68,7 +74,51 @@ def correctness() -> bool:
         rows = [299, 0, 64, 63, 150]
         want = torch.cat([full[i * 2:(i + 1) * 2] for i in rows])
         good &= check(f"{noise}: Frames on CUDA == run", torch.equal(fr.frames(rows).cpu(), want))
+    for name, ok, detail in app_frames_match_export("cuda"):
+        good &= check(name, ok, detail)
     return good
+
+
+def app_frames_match_export(device: str = "cuda") -> list:
+    """``[(name, ok, detail)]``: the frames the app shows (``Sequence`` of a plan on ``device``, in a shuffled
+    order, with small cache and keyframe budgets so that trajectory frames walk from keyframes), and the
+    statistics it shows, equal a streamed export's frames bit for bit; and the export browsed from the file
+    gives the same frames. Every noise mode, B = 2, and a 5-D video latent."""
+    import random
+
+    def bits(t):
+        return t.contiguous().view(torch.int32)
+
+    out = []
+    cases = [(noise, "SD15", (2, 4, 16, 16), 120) for noise in ("independent", "shared", "trajectory")]
+    cases.append(("trajectory", "WAN21_T2V", (2, 16, 3, 8, 8), 40))
+    for noise, family, shape, steps in cases:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(5))
+        spec = UnsampleSpec(family=get_family(family), latent=x, steps=steps, seed=9, noise=noise, device=device,
+                            normalize=True, start_at_step=2)
+        plan = plan_unsample(spec)
+        name = f"{family} {list(shape)} {noise} on {device}"
+        with tempfile.TemporaryDirectory() as d:
+            path = run_unsample(spec, output=os.path.join(d, "e.latent"), max_memory=64 << 20).path
+            stored = read_latent(path).tensor
+            B = plan.batch
+            seq = Sequence(plan, cache_bytes=3 * plan.step_bytes, keyframe_bytes=6 * plan.step_bytes)
+            order = list(range(seq.n_frames))
+            random.Random(2).shuffle(order)
+            bad = [i for i in order if not torch.equal(bits(seq.frame(i)), bits(stored[i * B:(i + 1) * B]))]
+            out.append((f"{name}: app frames == export", not bad, f"({len(order)} frames; differ: {bad[:5]})"))
+            stats = StepStats(seq.n_frames, B)
+            for rows, fs in seq.stats_chunks():
+                stats.add_rows(rows, fs)
+            ref = frame_stats(stored)
+            same = all((stats.series(k, b) == getattr(ref, k)[b::B]).all() for k in ("mean", "std") for b in range(B))
+            out.append((f"{name}: app statistics == export's", bool(same and stats.count == seq.n_frames), ""))
+            bf = open_batch(path)
+            browsed = BatchSequence(bf, choose_family(bf), cache_bytes=2 * plan.step_bytes)
+            bad = [i for i in order if not torch.equal(bits(browsed.frame(i)), bits(seq.frame(i)))]
+            out.append((f"{name}: the export browsed == app frames", not bad and browsed.batch == B,
+                        f"(differ: {bad[:5]})"))
+    return out
 
 
 class _Rec(Reporter):

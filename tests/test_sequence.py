@@ -206,3 +206,15 @@ def test_cached_frames_hold_only_their_own_bytes(make_spec):
     kept = [seq.cached(i) for i in range(20) if seq.cached(i) is not None]
     assert len(kept) == 5
     assert all(t.untyped_storage().nbytes() == plan.step_bytes for t in kept)
+
+
+def test_a_smaller_cache_budget_drops_the_least_recently_used_at_once():
+    c = FrameCache(5 * 400)
+    for i in range(5):
+        c.put(i, torch.zeros(100))
+    c.get(0)
+    c.resize(2 * 400)
+    assert len(c) == 2 and c.bytes == 800 and 0 in c and 4 in c and 1 not in c
+    c.resize(10 * 400)  # a bigger one keeps what is there
+    c.put(7, torch.zeros(100))
+    assert len(c) == 3 and c.max_bytes == 4000

@@ -63,8 +63,12 @@ def test_opening_an_export_restores_its_parameters(window, qtbot, tmp_path):
                              scheduler="karras", steps=30, start_at_step=3, end_at_step=20, seed=77,
                              noise="trajectory", formula="legacy", normalize=True)
     path = export_latent(core.run_unsample(spec), tmp_path / "export.latent")
-    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+    # an export holds a batch (17 frames): it is browsed first, its parameters on the bar
+    with qtbot.waitSignal(window.browser.browsingChanged, timeout=WAIT_MS):
         window.panel.open_latent(str(path))
+    assert "sampler dpm_2, scheduler karras, steps 30, start 3, end 20, seed 77" in window.browse_bar.label.text()
+    with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
+        window.browse_bar.input_button.click()  # as the input: its parameters come back to the form
     p = window.panel.params()
     assert window.panel.family_name() == "SDXL"
     assert (p["sampler"], p["scheduler"], p["steps"], p["start_at_step"], p["end_at_step"], p["seed"],

@@ -73,10 +73,13 @@ def test_a_new_parameter_is_everywhere(grain, qtbot, settings, tmp_path):
     win2 = _window(qtbot, settings)
     assert win2.panel.run_params().grain == 6
 
-    # restore: opening the export puts it back
+    # restore: opening the export browses its frames (the form untouched); using it as the input puts it back
     win2.panel.set_params({"grain": 1}, family=False)
-    with qtbot.waitSignal(win2.panel.latentChanged, timeout=WAIT_MS):
+    with qtbot.waitSignal(win2.browser.browsingChanged, timeout=WAIT_MS):
         win2.panel.open_latent(str(out))
+    assert win2.store.browsing and win2.panel.run_params().grain == 1
+    with qtbot.waitSignal(win2.panel.latentChanged, timeout=WAIT_MS):
+        win2.browse_bar.input_button.click()
     assert win2.panel.run_params().grain == 6
     win2.close()
 

@@ -133,7 +133,7 @@ def test_a_batch_too_big_for_the_cache_shows_why_not_frames(window, qtbot, tmp_p
     failed = []
     window.store.sequenceFailed.connect(failed.append)
     with qtbot.waitSignal(window.panel.latentChanged, timeout=WAIT_MS):
-        window.panel.open_latent(str(path))
+        window.panel.open_latent(str(path), as_input=True)  # as the input (else it is browsed)
     qtbot.waitUntil(lambda: bool(failed), timeout=WAIT_MS)
     assert "6 latents" in failed[-1] and window.store.sequence is None and window.store.n_steps == 0
     assert "over half the frame cache" in window.status_label.text()
@@ -154,3 +154,30 @@ def test_the_frame_cache_budget_is_a_setting(qtbot, settings):
     settings.q.setValue("memory/frame_cache_bytes", "lots")  # a bad value in the file: the default
     assert settings.frame_cache == CACHE_BYTES
     win.close()
+
+
+def test_the_frame_cache_size_from_the_menu_applies_at_once_and_is_saved(window, qtbot, set_steps, settings):
+    from unsampler_gui.qt.main_window import MainWindow
+    set_steps(window, 40)
+    seq = _current(qtbot, window)
+    seq.frames(list(range(40)))  # 40 frames of [1, 4, 64, 64]: 2.6 MB in the cache
+    assert seq.cache.bytes == 40 * seq.plan.step_bytes
+    assert window.frame_cache_action.text() == "&Frame cache size…"
+    window.frame_cache_action.trigger()
+    dlg = window.frame_cache_dialog
+    assert "MiB" in dlg.labelText() and dlg.intValue() == 256 and dlg.intMinimum() == 16
+    dlg.setIntValue(16)
+    dlg.accept()
+    assert settings.frame_cache == 16 << 20 and window.store.cache_bytes == 16 << 20
+    assert seq.cache.max_bytes == 16 << 20  # the cache shown, at once
+    seq.cache.resize(seq.plan.step_bytes * 3)  # a budget under what is held: the oldest frames go at once
+    assert seq.cache.bytes == 3 * seq.plan.step_bytes and len(seq.cache) == 3  # (the views touch frames too)
+    window.panel.set_params({"seed": 99}, family=False)  # the next sequence has the new budget
+    qtbot.waitUntil(lambda: window.store.sequence is not seq and window.store.sequence is not None, timeout=WAIT_MS)
+    assert window.store.sequence.cache.max_bytes == 16 << 20
+    window.set_frame_cache(1)  # below the least: the least
+    assert settings.frame_cache == 16 << 20
+    again = MainWindow(settings)  # saved: a new window starts with it
+    qtbot.addWidget(again)
+    assert again.store.cache_bytes == 16 << 20
+    again.close()

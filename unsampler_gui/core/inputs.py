@@ -3,9 +3,11 @@ diffusers folder, a family name).
 
 These functions read files, so the app calls them on worker threads and the CLI calls them directly.
 Nothing here changes any state: each returns a new record (``LoadedLatent``, ``DetectedModel``,
-``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first, or
-``PictureInput`` for a picture or workflow, which the app encodes or reads in a step of its own).
-``picture_input`` is the one decision of what is a picture: its first bytes, or its name.
+``NonFiniteLatent`` when a latent holds NaN/Inf values and the user must be asked first,
+``PictureInput`` for a picture or workflow, which the app encodes or reads in a step of its own, or,
+for the app, a ``core.batch_file.BatchFile`` when the file holds a batch: the user chooses to browse it
+or to use it as the input). ``picture_input`` is the one decision of what is a picture: its first
+bytes, or its name.
 """
 from __future__ import annotations
 
@@ -92,8 +94,16 @@ def open_latent(path, is_sample: bool = False, allow_nonfinite: bool = False) ->
                         is_sample=is_sample, nonfinite=lf.nonfinite)
 
 
-def load_latent(path, is_sample: bool = False, allow_nonfinite: bool = False):
-    """``open_latent`` for the app: NaN/Inf values give a ``NonFiniteLatent`` (to ask the user about)."""
+def load_latent(path, is_sample: bool = False, allow_nonfinite: bool = False, as_input: bool = True):
+    """``open_latent`` for the app: NaN/Inf values give a ``NonFiniteLatent`` (to ask the user about).
+    Unless ``as_input``, a file that holds a batch gives its ``BatchFile`` (header only: nothing is read
+    until the user has chosen to browse it or to use it as the input)."""
+    if not as_input:
+        from .batch_file import is_batch_file, open_batch
+
+        bf = open_batch(path, is_sample)
+        if is_batch_file(bf.shape):
+            return bf
     try:
         return open_latent(path, is_sample, allow_nonfinite)
     except NonFiniteLatentError:
@@ -128,17 +138,19 @@ def picture_input(path) -> Optional[PictureInput]:
     return None
 
 
-def open_input(path, is_sample: bool = False, allow_nonfinite: bool = False):
-    """A file opened as the source (File > Open): a picture or workflow (``PictureInput``), else a latent."""
-    return picture_input(path) or load_latent(path, is_sample, allow_nonfinite)
+def open_input(path, is_sample: bool = False, allow_nonfinite: bool = False, as_input: bool = True):
+    """A file opened as the source (File > Open): a picture or workflow (``PictureInput``), else a latent
+    (``load_latent``: a batch is a ``BatchFile`` unless ``as_input``)."""
+    return picture_input(path) or load_latent(path, is_sample, allow_nonfinite, as_input)
 
 
 def load_dropped(path):
-    """A file dropped or named without saying what it is: a picture or workflow, a latent, or else a model."""
+    """A file dropped or named without saying what it is: a picture or workflow, a latent (a batch is
+    offered to browse), or else a model."""
     found = picture_input(path)
     if found is not None:
         return found
-    return load_latent(path) if is_latent_file(path) else detect_model(os.fspath(path))
+    return load_latent(path, as_input=False) if is_latent_file(path) else detect_model(os.fspath(path))
 
 
 def picture_loaded(res, family) -> LoadedLatent:

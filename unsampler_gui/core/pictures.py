@@ -45,8 +45,11 @@ def _font(px: int):
 
 
 def format_sigma(sigma: float) -> str:
-    """A short sigma label: 4 significant digits, never exponent notation for ordinary values."""
+    """A short sigma label: 4 significant digits, never exponent notation for ordinary values; "n/a" for NaN
+    (a browsed batch file that stores no sigmas)."""
     s = float(sigma)
+    if math.isnan(s):
+        return "n/a"
     if s == 0:
         return "0"
     if 1e-3 <= abs(s) < 1e5:

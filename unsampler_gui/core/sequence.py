@@ -70,6 +70,14 @@ class FrameCache:
                 _, dropped = self._d.popitem(last=False)
                 self.bytes -= dropped.numel() * dropped.element_size()
 
+    def resize(self, max_bytes: int) -> None:
+        """A new budget, applied at once (the least recently used frames are dropped to fit it)."""
+        with self._lock:
+            self.max_bytes = max(0, int(max_bytes))
+            while self.bytes > self.max_bytes and self._d:
+                _, dropped = self._d.popitem(last=False)
+                self.bytes -= dropped.numel() * dropped.element_size()
+
     def __contains__(self, i: int) -> bool:
         with self._lock:
             return i in self._d
@@ -138,6 +146,11 @@ class Sequence:
     @property
     def n_frames(self) -> int:
         return len(self.positions)
+
+    @property
+    def family(self):
+        """The family the frames are of (the plan's, overrides applied)."""
+        return self.plan.spec.family
 
     def step(self, i: int) -> int:
         """The node's step index of frame ``i`` (0..N-1, low to high noise; ``i`` itself unless frames were

@@ -111,12 +111,22 @@ def app_icon():
     return icon
 
 
+#: The interpreter's switch interval in the app (seconds; Python's default is 0.005). The window's thread gets
+#: the interpreter back from the worker threads (frames, thumbnails, plans) within it: at 5 ms, each of the
+#: many Python-to-Qt calls of a repaint could wait that long, and the longest stall while typing into Steps
+#: or scrolling grew past 50 ms on a busy machine (benchmarks/bench_sequence.py, ``SWI`` to compare).
+GUI_SWITCH_INTERVAL = 0.0005
+
+
 def create_application(argv=None):
-    """The QApplication (or the existing one): names, High-DPI, style that follows light/dark, icon."""
+    """The QApplication (or the existing one): names, High-DPI, style that follows light/dark, icon, and the
+    switch interval (``GUI_SWITCH_INTERVAL``, unless one was set already)."""
     from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
+    if sys.getswitchinterval() == 0.005:  # Python's default: nobody chose another
+        sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     QCoreApplication.setOrganizationName(ORG_NAME)
     QCoreApplication.setApplicationName(APP_NAME)
     QCoreApplication.setApplicationVersion(_version())

@@ -45,6 +45,9 @@ PLAN_SETTLE_MS = 60
 SETTLE_POLL_MS = 10
 #: How long, at most, ``firstFramesTaken`` waits for busy renderers (milliseconds).
 FIRST_FRAMES_LIMIT_MS = 300
+#: A sequence's statistics start this long after it is shown, when no newer one came meanwhile
+#: (milliseconds): while the user types into Steps they do not compete with the frames on screen.
+STATS_DELAY_MS = 250
 
 
 def _lower_priority(niceness: int = 10) -> None:
@@ -120,6 +123,7 @@ class FrameStore(QObject):
         self._builder.done.connect(self._on_built)
         self._builder.failed.connect(lambda _tag, exc: self._build_failed(exc))
         self.cache_bytes = CACHE_BYTES
+        self._browsing = False
         self._seq: Optional[Sequence] = None
         self._seq_inputs = None
         self._expected: Optional[dict] = None
@@ -135,9 +139,15 @@ class FrameStore(QObject):
         self._poll_timer.setInterval(SETTLE_POLL_MS)
         self._poll_timer.timeout.connect(self._poll_renderers)
         self._poll_clock = QElapsedTimer()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setSingleShot(True)
+        self._stats_timer.setInterval(STATS_DELAY_MS)
+        self._stats_timer.timeout.connect(self._start_sequence_stats)
         self._clear_state()
 
     def _clear_state(self) -> None:
+        if hasattr(self, "_stats_timer"):
+            self._stats_timer.stop()
         self._frames_note.drop()
         self._stats_note.drop()
         self._plan_timer.stop()
@@ -159,7 +169,10 @@ class FrameStore(QObject):
     # -- the sequence (GUI thread) ----------------------------------------------------------------
 
     def follow(self, session) -> None:
-        """Show the sequence of the session's current inputs (made on a worker thread; newest wins)."""
+        """Show the sequence of the session's current inputs (made on a worker thread; newest wins).
+        While a file is browsed (``browse``) nothing changes until ``stop_browsing``."""
+        if self._browsing:
+            return
         inputs = session.inputs()
         if self._seq is not None and inputs == self._seq_inputs:
             self._builder.drop()  # back to what is shown: a build in flight is superseded
@@ -185,6 +198,32 @@ class FrameStore(QObject):
 
         self._builder.submit(build, inputs)
 
+    def browse(self, seq) -> None:
+        """Show the frames of a batch file (a ``core.batch_file.BatchSequence``) instead of the session's
+        sequence, until ``stop_browsing``."""
+        self._builder.drop()
+        self._browsing = True
+        self.set_sequence(seq, None, None)
+
+    def stop_browsing(self, session=None) -> None:
+        """Back to the session's sequence (followed at once when ``session`` is given)."""
+        was, self._browsing = self._browsing, False
+        if was:
+            self.clear()
+        if session is not None:
+            self.follow(session)
+
+    @property
+    def browsing(self) -> bool:
+        """True while the frames shown are a browsed file's."""
+        return self._browsing
+
+    def set_cache_bytes(self, n: int) -> None:
+        """A new frame cache budget: for the sequences made from now on and, at once, the one shown."""
+        self.cache_bytes = int(n)
+        if self._seq is not None:
+            self._seq.cache.resize(self.cache_bytes)
+
     def set_sequence(self, seq: Sequence, inputs=None, expected: Optional[dict] = None) -> None:
         """Hold ``seq``: every view starts over on its frames, and its statistics start filling."""
         self._generation += 1
@@ -203,6 +242,12 @@ class FrameStore(QObject):
         self.reset.emit()
         self.framesAdded.emit(0, n)
         self.finished.emit()
+        self._stats_timer.start()  # the statistics once no newer sequence came (STATS_DELAY_MS)
+
+    def _start_sequence_stats(self) -> None:
+        seq = self._seq
+        if seq is None:
+            return
 
         def stats(task):
             _lower_priority()  # the statistics yield the CPU to the window and to the frames it shows
@@ -276,6 +321,7 @@ class FrameStore(QObject):
     def begin(self, plan: core.Plan) -> None:
         """Start holding a new run: drops the previous run's frames and pending work."""
         self._builder.drop()
+        self._browsing = False
         self._generation += 1
         self._stats_pool.drop()
         self._seq_stats.drop()
@@ -398,6 +444,8 @@ class FrameStore(QObject):
 
     @property
     def family(self) -> Optional[core.Family]:
+        if self._seq is not None:
+            return self._seq.family
         return self._plan.spec.family if self._plan is not None else None
 
     @property
@@ -441,6 +489,8 @@ class FrameStore(QObject):
 
     def schedule_step(self, step: int) -> int:
         """The schedule step (ComfyUI's sigma index, as the sigma plot's axis) of output step ``step``."""
+        if self._seq is not None:
+            return self._seq.schedule_step(step)
         return int(self._plan.schedule_index[int(self._positions[step])])
 
     def sigma(self, step: int) -> float:
@@ -473,13 +523,15 @@ class FrameStore(QObject):
 
     def busy(self) -> bool:
         """True while statistics of this run are still being computed (or the sequence is being made)."""
-        return self._stats_pool.pending() or self._builder.pending() or self._seq_stats.pending()
+        return (self._stats_pool.pending() or self._builder.pending() or self._seq_stats.pending()
+                or self._stats_timer.isActive())
 
     def wait(self, msecs: int = -1) -> bool:
         """Wait for the statistics and sequence threads (their answers are then still to be delivered)."""
         return self._builder.wait(msecs) and self._stats_pool.wait(msecs) and self._seq_stats.wait(msecs)
 
     def shutdown(self) -> None:
+        self._stats_timer.stop()
         self._plan_timer.stop()
         self._poll_timer.stop()
         self._builder.shutdown()

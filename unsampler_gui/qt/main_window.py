@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("unsampler")
 
+#: The frame cache size the menu offers, in bytes (``Settings.frame_cache`` keeps at least the minimum).
+FRAME_CACHE_MIN, FRAME_CACHE_MAX = 16 << 20, 64 << 30
 #: The size the window opens at on a screen that has room for it.
 DEFAULT_SIZE = QSize(1500, 950)
 #: Room left for a title bar when the window's frame is not known yet (before it is first shown).
@@ -209,6 +211,8 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_layout(self) -> None:
+        from .browse import BrowseBar
+
         # the form scrolls; its size line and Run stay in view below it
         self.inputs_scroll = scroll = QScrollArea()
         scroll.setWidget(self.panel)
@@ -227,7 +231,14 @@ class MainWindow(QMainWindow):
         self.sigma_dock = self._dock("Sigmas", "sigmas", self.plot, Qt.DockWidgetArea.TopDockWidgetArea)
         viewer = self.viewer
         self.viewer_dock = self._dock("Frame", "frame", viewer, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.setCentralWidget(self.grid_pane)
+        self.browse_bar = BrowseBar()
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(self.browse_bar)
+        cl.addWidget(self.grid_pane, 1)
+        self.setCentralWidget(central)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
@@ -327,6 +338,8 @@ class MainWindow(QMainWindow):
         s = mb.addMenu("&Settings")
         self._action(s, "&ComfyUI folder…", self.choose_comfy_folder)
         self._action(s, "&Memory cap…", self.choose_memory_cap)
+        self.frame_cache_action = self._action(s, "&Frame cache size…", self.choose_frame_cache,
+                                               tip="How much memory the frames made or read for the views may keep")
 
         h = mb.addMenu("&Help")
         self._action(h, "Show &log file", self.show_log)
@@ -359,6 +372,11 @@ class MainWindow(QMainWindow):
         w.message.connect(self.show_status)
         for src in (self.grid, self.viewer, self.plot):
             src.frameSelected.connect(lambda i, s=src: self._sync_selection(i, s))
+        from .browse import Browser
+
+        self.browser = Browser(self, self.browse_bar)  # a batch file browsed frame by frame (qt/browse.py)
+        self.browser.status.connect(self.show_status)
+        self.browser.error.connect(self.show_error)
         self._connect_previews()
 
     def _connect_previews(self) -> None:
@@ -494,6 +512,7 @@ class MainWindow(QMainWindow):
     # -- run (the session's, through the RunController) --------------------------------------------
     def start_run(self) -> bool:
         """Start a run with the form's parameters (cancelling one in progress)."""
+        self.panel.flush_edits()
         return self.runner.start()
 
     def cancel_run(self) -> None:
@@ -580,6 +599,7 @@ class MainWindow(QMainWindow):
         from .export_dialog import ExportDialog
 
         kind = LATENT if kind is None else kind
+        self.panel.flush_edits()
         if self._export is not None:
             self._export.shutdown()
             self._export.deleteLater()
@@ -617,6 +637,37 @@ class MainWindow(QMainWindow):
             self.panel.refresh_estimate()
 
     @Slot()
+    def choose_frame_cache(self) -> QInputDialog:
+        """Frame cache size (MiB): applied at once to the frames shown, and saved."""
+        from ..core.devices import human_bytes
+        from ..core.sequence import CACHE_BYTES
+
+        seq = self.store.sequence
+        held = f"; {human_bytes(seq.cache.bytes)} is held now" if seq is not None else ""
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle("Frame cache size")
+        dlg.setInputMode(QInputDialog.InputMode.IntInput)
+        dlg.setLabelText("Frames made or read for the grid, the viewer and playback are kept up to this size,\n"
+                         f"in MiB (at least {FRAME_CACHE_MIN >> 20}; default {CACHE_BYTES >> 20}){held}.\n"
+                         "More keeps more frames for going back and forth; less keeps the app smaller.")
+        dlg.setIntRange(FRAME_CACHE_MIN >> 20, FRAME_CACHE_MAX >> 20)
+        dlg.setIntStep(16)
+        dlg.setIntValue(self.settings.frame_cache >> 20)
+        dlg.intValueSelected.connect(lambda mib: self.set_frame_cache(int(mib) << 20))
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+        self.frame_cache_dialog = dlg
+        return dlg
+
+    def set_frame_cache(self, nbytes: int) -> None:
+        """Use and save a frame cache budget (the cache of the frames shown shrinks or grows at once)."""
+        from ..core.devices import human_bytes
+
+        self.settings.frame_cache = min(FRAME_CACHE_MAX, max(FRAME_CACHE_MIN, int(nbytes)))
+        self.store.set_cache_bytes(self.settings.frame_cache)
+        self.show_status(f"frame cache: {human_bytes(self.settings.frame_cache)}")
+
+    @Slot()
     def show_log(self) -> None:
         self.extras.show_log_file()
 
@@ -641,6 +692,7 @@ class MainWindow(QMainWindow):
             self._export.shutdown()
         self.panel.shutdown()
         self.pictures.shutdown()
+        self.browser.shutdown()
         self.plot.shutdown()
         self.store.clear()  # answers still queued for this run are now stale and dropped
         for w in (self.grid, self.viewer, self.store):
@@ -648,6 +700,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         if not self._closed and self._ready:  # closed while starting: nothing of this session to keep
+            self.panel.flush_edits()
             try:
                 self.settings.save_window(self.saveGeometry(), self.saveState())
                 self.settings.set_last_params(self.panel.run_params())

@@ -12,13 +12,14 @@ import html
 import os
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from .. import core
 from ..core import params as run_params
 from ..core.devices import human_bytes
+from ..core.batch_file import BatchFile
 from ..core.errors import printable
 from ..core.inputs import (CHECKPOINT_EXTS, PICTURE_EXTS, DetectedModel, LoadedLatent, NonFiniteLatent, PictureInput,
                            detect_model, load_dropped, open_input)
@@ -31,6 +32,10 @@ from .settings import Settings
 from .sigma_plot import ScheduleRequest
 from .wheel_guard import guard_wheel
 from .worker import Worker
+
+#: Edits made in a focused field closer together than this (typing a number: "1", "10", "100"...) are taken
+#: once the typing pauses for as long; the first one is taken at once (milliseconds).
+TYPING_SETTLE_MS = 250
 
 _PICTURES = " ".join(f"*{e}" for e in PICTURE_EXTS)
 LATENT_FILTER = (f"Latents and pictures (*.latent *.safetensors {_PICTURES} *.json);;Latents (*.latent *.safetensors);;"
@@ -73,6 +78,7 @@ class ParamPanel(QWidget):
     cancelRequested = Signal()
     latentChanged = Signal(object)  # LoadedLatent
     pictureOpened = Signal(str, str)  # path, "picture" or "workflow": the window's PictureSource takes it
+    batchOpened = Signal(object)  # core.batch_file.BatchFile: a file that holds a batch, to browse or use
     modelChanged = Signal()
     status = Signal(str)
     error = Signal(str, str)  # title, message
@@ -98,6 +104,11 @@ class ParamPanel(QWidget):
         self._estimator = Background(self, name="estimate", latest_only=True)
         self._estimator.done.connect(lambda _tag, answer: self._on_estimate(answer))
         self._estimator.failed.connect(lambda _tag, exc: self._on_estimate_failed(errors.user_message(exc)))
+        self._typed = QTimer(self)  # typed edits wait for a pause (TYPING_SETTLE_MS)
+        self._typed.setSingleShot(True)
+        self._typed.setInterval(TYPING_SETTLE_MS)
+        self._typed.timeout.connect(self.flush_edits)
+        self._typed_clock = QElapsedTimer()
         self._build()
         self.changed.connect(self.refresh_estimate)
 
@@ -255,6 +266,7 @@ class ParamPanel(QWidget):
 
     def _apply(self, new: run_params.RunParams) -> None:
         """Show ``new`` and take back what the form holds (the form is what a run uses)."""
+        self._typed.stop()  # whatever was typed is in the rows: taken now
         self._showing = True
         try:
             self._show(new)
@@ -343,13 +355,15 @@ class ParamPanel(QWidget):
         if path:
             self.open_checkpoint(path)
 
-    def open_latent(self, path: str, is_sample: bool = False, allow_nonfinite: bool = False) -> None:
-        """Read a latent on a worker; the form updates when it arrives (a picture or workflow goes to
-        ``pictureOpened``)."""
+    def open_latent(self, path: str, is_sample: bool = False, allow_nonfinite: bool = False,
+                    as_input: bool = False) -> None:
+        """Read a latent on a worker; the form updates when it arrives. A picture or workflow goes to
+        ``pictureOpened``; a file that holds a batch is ``batchOpened`` (to browse, or to use as the
+        input) unless ``as_input``."""
         if not is_sample:
             self.settings.set_folder("latent", path)
         self.status.emit(f"reading {os.path.basename(path)}…")
-        self._latent_loader.run_in_thread(lambda rep: open_input(path, is_sample, allow_nonfinite))
+        self._latent_loader.run_in_thread(lambda rep: open_input(path, is_sample, allow_nonfinite, as_input))
 
     def _ask_nonfinite(self, bad: NonFiniteLatent) -> None:
         """NaN/Inf in a latent: say so and use it (zeroed) only when the user agrees."""
@@ -358,7 +372,7 @@ class ParamPanel(QWidget):
                 "Replace them with 0 and open it anyway?")
         self.status.emit(f"{name}: {bad.count} NaN/Inf values")
         if self.confirm_nonfinite(text):
-            self.open_latent(bad.path, bad.is_sample, allow_nonfinite=True)
+            self.open_latent(bad.path, bad.is_sample, allow_nonfinite=True, as_input=True)
         else:
             self.status.emit(f"{name} was not opened: it holds NaN/Inf values")
 
@@ -438,6 +452,8 @@ class ParamPanel(QWidget):
             self.set_latent(value)
         elif isinstance(value, PictureInput):
             self.pictureOpened.emit(value.path, value.kind)
+        elif isinstance(value, BatchFile):
+            self.batchOpened.emit(value)
         else:
             self.set_detection(value)
 
@@ -459,10 +475,34 @@ class ParamPanel(QWidget):
     # -- reactions --------------------------------------------------------------------------------
     @Slot()
     def _edited(self, *_) -> None:
-        """A row changed: take the form's values, and refresh the rows that follow the family."""
+        """A row changed: take the form's values, and refresh the rows that follow the family. Edits typed in
+        quick succession into a focused field (a number typed digit by digit) are taken once the typing
+        pauses: the first at once, the rest ``TYPING_SETTLE_MS`` after the last (``flush_edits``)."""
         if self._showing:
             return
+        w = self.sender()
+        typing = isinstance(w, QWidget) and w.hasFocus()
+        if typing and (self._typed.isActive()
+                       or (self._typed_clock.isValid() and self._typed_clock.elapsed() < TYPING_SETTLE_MS)):
+            self._typed_clock.start()
+            self._typed.start()
+            return
         self._apply(self._read())
+        if typing:  # counted from the end of the change: a slow one does not make the next value "slow"
+            self._typed_clock.start()
+        else:
+            self._typed_clock.invalidate()
+
+    @Slot()
+    def flush_edits(self) -> None:
+        """Take the edits still waiting for the typing to pause (before a run or an export, and on closing)."""
+        if self._typed.isActive() or self.sender() is self._typed:
+            self._typed_clock.invalidate()  # the next value typed is taken at once again
+            self._apply(self._read())
+
+    def edits_pending(self) -> bool:
+        """True while typed edits wait for the typing to pause."""
+        return self._typed.isActive()
 
     def _show_family_info(self) -> None:
         fam = self.base_family()
@@ -501,6 +541,7 @@ class ParamPanel(QWidget):
 
     @Slot()
     def _run_clicked(self) -> None:
+        self.flush_edits()
         (self.cancelRequested if self._busy else self.runRequested).emit()
 
     @Slot()
@@ -544,6 +585,7 @@ class ParamPanel(QWidget):
         self.estimate_label.setText(f"Output: {_esc(est.describe)}{free}{warn}")
 
     def shutdown(self) -> None:
+        self._typed.stop()
         self._latent_loader.shutdown()
         self._model_loader.shutdown()
         for w in list(self._drop_loaders):

@@ -212,6 +212,8 @@ class ThumbnailGrid(QListView):
                     sigma = float(t[len(prefix):].strip(" =:"))
                 except ValueError:
                     break
+                if np.isnan(st.sigmas).all():  # a browsed batch file without stored sigmas
+                    raise BadParameterError("go to: these frames have no stored sigmas; give a frame number")
                 return int(np.argmin(np.abs(st.sigmas - sigma)))
         try:
             f = int(t)
