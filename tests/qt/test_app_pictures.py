@@ -150,6 +150,7 @@ def test_checkpoint_vae_first_then_another_choice_and_a_picked_file(window, qtbo
         expect = other.encode((x * 2 - 1).movedim(-1, 1).contiguous()).latent_dist.mean
     assert torch.equal(window.session.latent.tensor, expect)
     assert window.settings.vae_file == mine
+    assert window.viewer.decoders.user_file == mine  # the previews decode with the same file
     assert combo.itemText(combo.currentIndex()).startswith("my_vae.safetensors")
     assert combo.itemText(0).startswith("the VAE inside sd15.safetensors")  # the checkpoint's stays first
 

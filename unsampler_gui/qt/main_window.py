@@ -383,7 +383,8 @@ class MainWindow(QMainWindow):
         """The decoded previews: the grid's TAESD box, the decoders' context, the full VAE's progress."""
         dec, vd = self.viewer.decoders, self.viewer.decode
         self.grid.set_decoders(dec)
-        dec.set_context(comfy_root=self.settings.comfy_root)
+        dec.set_context(comfy_root=self.settings.comfy_root, user_file=self.settings.vae_file or None)
+        self.pictures.vaeFilePicked.connect(vd.pick_file)  # one VAE file for encoding and for previews
         self.panel.changed.connect(self._preview_context)
         vd.status.connect(self.show_status)
         vd.vaeBusy.connect(self.vae_progress.setVisible)

@@ -157,6 +157,7 @@ class PictureSource(QWidget):
     busyChanged = Signal(bool)
     progressed = Signal(int, int, str, str)  # done, total, text, ETA
     idle = Signal()  # nothing is read or encoded any more
+    vaeFilePicked = Signal(str)  # a VAE file the user chose: the previews offer it too
 
     def __init__(self, panel, settings, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -304,6 +305,7 @@ class PictureSource(QWidget):
     def use_vae_file(self, path: str) -> None:
         """Encode with this VAE file, and remember it."""
         self.settings.vae_file = path
+        self.vaeFilePicked.emit(path)
         self.choose(("file", path))
 
     def cancel(self) -> None:
