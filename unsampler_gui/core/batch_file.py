@@ -31,9 +31,10 @@ import torch
 
 from .errors import BadFileError, BadParameterError, reading
 from .families import Family, families_for_channels, get_family
+from .job import OutputSizes
 from .latent_io import LatentHead, open_latent
 from .safetensors_io import DTYPES, open_checked
-from .sequence import CACHE_BYTES, STATS_CHUNK_BYTES, FrameCache, coarse_first
+from .sequence import CACHE_BYTES, STATS_CHUNK_BYTES, CachedFrames, FrameCache, coarse_first
 from .sigmas import slice_bounds
 from .stats import frame_stats
 
@@ -175,7 +176,7 @@ def file_reader(path: str) -> Callable[[int, int], bytearray]:
 
 
 @dataclass(frozen=True)
-class BatchPlan:
+class BatchPlan(OutputSizes):
     """What the frame store and the views read of a sequence's plan, for a browsed file."""
 
     batch: int
@@ -190,20 +191,9 @@ class BatchPlan:
     def n_steps(self) -> int:
         return len(self.positions)
 
-    @property
-    def frame_bytes(self) -> int:
-        return 4 * math.prod(self.frame_shape)
-
-    @property
-    def step_bytes(self) -> int:
-        return self.frame_bytes * self.batch
-
-    @property
-    def out_bytes(self) -> int:
-        return self.step_bytes * len(self.positions)
 
 
-class BatchSequence:
+class BatchSequence(CachedFrames):
     """The frames of a batch file, read on demand (see the module docstring); ``core.sequence.Sequence``'s
     interface. Building one reads nothing."""
 
@@ -268,28 +258,9 @@ class BatchSequence:
             raise BadParameterError(f"{self.file.name} stores no sigmas: go to a frame by its number")
         return int(np.argmin(np.abs(self.sigmas - float(sigma))))
 
-    # -- frames ------------------------------------------------------------------------------------
-    def cached(self, i: int) -> Optional[torch.Tensor]:
-        return self.cache.get(i)
-
-    def frame(self, i: int, item: Optional[int] = None) -> torch.Tensor:
-        t = self.frames([i])[0]
-        return t if item is None else t[item]
-
-    def frames(self, indices: Seq[int]) -> List[torch.Tensor]:
-        """Frames ``indices`` (any order), each ``[B, ...]``: read where not cached, then cached."""
-        idx = [int(i) for i in indices]
-        n = self.n_frames
-        bad = [i for i in idx if not 0 <= i < n]
-        if bad:
-            raise BadParameterError(f"frame {bad[0]} is outside 0..{n - 1}")
-        got = {i: self.cache.get(i) for i in set(idx)}
-        missing = sorted(i for i, t in got.items() if t is None)
-        if missing:
-            got.update(self._load(missing))
-            for i in missing:
-                self.cache.put(i, got[i])
-        return [got[i] for i in idx]
+    # -- frames (``CachedFrames``: what is not cached is read from the file) ----------------------------
+    def _produce(self, missing: List[int]) -> dict:
+        return self._load(missing)
 
     def _load(self, indices: List[int]) -> dict:
         """Frames ``indices`` (sorted) read from the file: runs of neighbours in one read of at most

@@ -63,8 +63,26 @@ class UnsampleSpec:
         }
 
 
+class OutputSizes:
+    """The byte sizes of an output of ``positions`` steps of ``batch`` float32 frames of ``frame_shape``
+    (for ``Plan`` and a browsed file's ``BatchPlan``)."""
+
+    @property
+    def frame_bytes(self) -> int:
+        return 4 * math.prod(self.frame_shape)  # float32
+
+    @property
+    def step_bytes(self) -> int:
+        """Bytes of one step: its frame for every batch item (B output rows)."""
+        return self.frame_bytes * self.batch
+
+    @property
+    def out_bytes(self) -> int:
+        return self.step_bytes * len(self.positions)
+
+
 @dataclass(frozen=True, eq=False)
-class Plan:
+class Plan(OutputSizes):
     """What a spec will produce, computed (and validated) once, before anything runs."""
 
     spec: UnsampleSpec
@@ -85,18 +103,6 @@ class Plan:
     def out_shape(self) -> tuple:
         return (len(self.positions) * self.batch, *self.frame_shape)
 
-    @property
-    def frame_bytes(self) -> int:
-        return 4 * math.prod(self.frame_shape)  # float32
-
-    @property
-    def step_bytes(self) -> int:
-        """Bytes of one step: its frame for every batch item (B output rows)."""
-        return self.frame_bytes * self.batch
-
-    @property
-    def out_bytes(self) -> int:
-        return self.step_bytes * len(self.positions)
 
     def on(self, device: torch.device) -> "Plan":
         """The same plan run on another device (the spec says so too); nothing is validated again."""

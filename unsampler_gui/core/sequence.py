@@ -118,7 +118,40 @@ def auto_stride(n_frames: int, visible: int = 400) -> int:
     return max(1, math.ceil(n_frames / max(1, visible)))
 
 
-class Sequence:
+class CachedFrames:
+    """Frames by index through ``self.cache`` (a ``FrameCache``) for ``self.n_frames`` frames; a subclass's
+    ``_produce(missing)`` gives ``{index: frame}`` for the sorted indices not cached (``Sequence`` makes
+    them, ``core.batch_file.BatchSequence`` reads them from a file)."""
+
+    def cached(self, i: int) -> Optional[torch.Tensor]:
+        """Frame ``i`` if it is in the cache (never makes it)."""
+        return self.cache.get(i)
+
+    def frame(self, i: int, item: Optional[int] = None) -> torch.Tensor:
+        """Frame ``i``: ``[B, ...]`` (read only), or ``[...]`` of batch item ``item``."""
+        t = self.frames([i])[0]
+        return t if item is None else t[item]
+
+    def frames(self, indices: Seq[int]) -> List[torch.Tensor]:
+        """Frames ``indices`` (any order), each ``[B, ...]``; produced where not cached, then cached."""
+        idx = [int(i) for i in indices]
+        n = self.n_frames
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise BadParameterError(f"frame {bad[0]} is outside 0..{n - 1}")
+        got = {i: self.cache.get(i) for i in set(idx)}
+        missing = sorted(i for i, t in got.items() if t is None)
+        if missing:
+            got.update(self._produce(missing))
+            for i in missing:
+                self.cache.put(i, got[i])
+        return [got[i] for i in idx]
+
+    def _produce(self, missing: List[int]) -> dict:
+        raise NotImplementedError
+
+
+class Sequence(CachedFrames):
     """Every frame of one plan, on demand (see the module docstring). Building one costs about a frame."""
 
     def __init__(self, plan: Plan, cache_bytes: int = CACHE_BYTES, keyframe_bytes: int = KEYFRAME_BYTES,
@@ -184,30 +217,9 @@ class Sequence:
     def keyframe_bytes(self) -> int:
         return self.keyframes * self.plan.step_bytes
 
-    # -- frames ------------------------------------------------------------------------------------
-    def cached(self, i: int) -> Optional[torch.Tensor]:
-        """Frame ``i`` if it is in the cache (never makes it)."""
-        return self.cache.get(i)
-
-    def frame(self, i: int, item: Optional[int] = None) -> torch.Tensor:
-        """Frame ``i``: ``[B, ...]`` (read only), or ``[...]`` of batch item ``item``."""
-        t = self.frames([i])[0]
-        return t if item is None else t[item]
-
-    def frames(self, indices: Seq[int]) -> List[torch.Tensor]:
-        """Frames ``indices`` (any order), each ``[B, ...]``; made where not cached, then cached."""
-        idx = [int(i) for i in indices]
-        n = self.n_frames
-        bad = [i for i in idx if not 0 <= i < n]
-        if bad:
-            raise BadParameterError(f"frame {bad[0]} is outside 0..{n - 1}")
-        got = {i: self.cache.get(i) for i in set(idx)}
-        missing = sorted(i for i, t in got.items() if t is None)
-        if missing:
-            got.update(self._make(missing))
-            for i in missing:
-                self.cache.put(i, got[i])
-        return [got[i] for i in idx]
+    # -- frames (``CachedFrames``: what is not cached is made) ----------------------------------------
+    def _produce(self, missing: List[int]) -> dict:
+        return self._make(missing)
 
     def _make(self, missing: List[int]) -> dict:
         B = self.batch

@@ -121,13 +121,13 @@ class ParamPanel(QWidget):
         self.open_checkpoint_button = QPushButton("Open checkpoint…")
         self.open_checkpoint_button.setToolTip("Detect the family from a checkpoint's header (no weights are loaded)")
         self.open_checkpoint_button.clicked.connect(self.browse_checkpoint)
-        self.model_info = _info_label()  # one line; the checkpoint's evidence is behind "details"
+        self.model_info = info_label()  # one line; the checkpoint's evidence is behind "details"
         self.details_button = QToolButton()
         self.details_button.setText("details")
         self.details_button.setCheckable(True)
         self.details_button.setAutoRaise(True)
         self.details_button.setToolTip("Show why the checkpoint was read as this family")
-        self.model_details = _info_label()
+        self.model_details = info_label()
         self.model_details.setVisible(False)
         self.details_button.toggled.connect(self.model_details.setVisible)
         model_box = QGroupBox("Model")
@@ -149,11 +149,11 @@ class ParamPanel(QWidget):
                                            "(encoded with the model's VAE) or a ComfyUI workflow .json (or drop a "
                                            "file)")
         self.open_latent_button.clicked.connect(self.browse_latent)
-        self.latent_info = _info_label()
+        self.latent_info = info_label()
         self.latent_info.setText("no latent")
         _reserve_lines(self.latent_info, 5)  # a note line coming or going does not move the form
         # how the latent fits the chosen family: a line, and when it does not, the families that do
-        self.fit_label = _info_label()
+        self.fit_label = info_label()
         _reserve_lines(self.fit_label, 1)
         self.fit_choice = QComboBox()
         self.fit_choice.setToolTip("The families that take this latent (your last choice for such latents first)")
@@ -191,10 +191,10 @@ class ParamPanel(QWidget):
         adv = QFormLayout(self.advanced)
         for r in sections["advanced"]:
             adv.addRow(r.label, r.widget)
-        self.override_info = _info_label()
+        self.override_info = info_label()
         adv.addRow(self.override_info)
 
-        self.estimate_label = _info_label()
+        self.estimate_label = info_label()
         _reserve_lines(self.estimate_label, 2)  # the size line and a warning
         # a long message is cut at 4 lines (its whole text is the tooltip): Run stays in view
         self.estimate_label.setMaximumHeight(4 * self.estimate_label.fontMetrics().lineSpacing() + 4)
@@ -593,7 +593,8 @@ class ParamPanel(QWidget):
         self._estimator.shutdown()
 
 
-def _info_label() -> QLabel:
+def info_label() -> QLabel:
+    """A selectable rich-text label that wraps and never widens its panel."""
     lab = QLabel()
     lab.setWordWrap(True)
     lab.setTextFormat(Qt.TextFormat.RichText)

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QToolButton, QVBoxLayout,
                                QWidget)
 
 from ..core.errors import BadFileError, printable
 from ..core.inputs import picture_loaded
 from . import errors
 from .background import Background
+from .param_panel import info_label
 from .wheel_guard import guard_wheel
 
 VAE_FILTER = "VAE files (*.safetensors *.sft *.ckpt *.pt *.pth *.bin);;All files (*)"
@@ -187,7 +188,7 @@ class PictureSource(QWidget):
         panel.idle.connect(self._files_idle)
 
     def _build(self) -> None:
-        self.source_label = _label()
+        self.source_label = info_label()
         self.vae_combo = QComboBox()
         self.vae_combo.setToolTip("The VAE the picture is encoded with (ComfyUI's order: the checkpoint's own, your "
                                   "VAE file, models/vae, TAESD); choose another to encode again")
@@ -206,7 +207,7 @@ class PictureSource(QWidget):
         row.addWidget(QLabel("VAE"))
         row.addWidget(self.vae_combo, 1)
         row.addWidget(self.vae_button)
-        self.note_label = _label()
+        self.note_label = info_label()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.source_label, self.vae_row, self.note_label):
@@ -439,13 +440,6 @@ class PictureSource(QWidget):
         self._bg.shutdown()
 
 
-def _label() -> QLabel:
-    lab = QLabel()
-    lab.setWordWrap(True)
-    lab.setTextFormat(Qt.TextFormat.RichText)
-    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
-    return lab
 
 
 __all__ = ["PictureSource", "read_source", "encode_source", "source_line", "settings_lines", "choice_key",
