@@ -34,7 +34,7 @@ from .families import Family, families_for_channels, get_family
 from .job import OutputSizes
 from .latent_io import LatentHead, open_latent
 from .safetensors_io import DTYPES, open_checked
-from .sequence import CACHE_BYTES, STATS_CHUNK_BYTES, CachedFrames, FrameCache, coarse_first
+from .sequence import CACHE_BYTES, STATS_CHUNK_BYTES, FrameSource, FrameCache, coarse_first
 from .sigmas import slice_bounds
 from .stats import frame_stats
 
@@ -193,7 +193,7 @@ class BatchPlan(OutputSizes):
 
 
 
-class BatchSequence(CachedFrames):
+class BatchSequence(FrameSource):
     """The frames of a batch file, read on demand (see the module docstring); ``core.sequence.Sequence``'s
     interface. Building one reads nothing."""
 
@@ -237,28 +237,12 @@ class BatchSequence(CachedFrames):
                               schedule_index=index, model_sigmas=model, raw_sigmas=raw, family=family)
 
     # -- what a frame is ---------------------------------------------------------------------------
-    @property
-    def n_frames(self) -> int:
-        return len(self.positions)
-
-    def step(self, i: int) -> int:
-        return self.positions[i]
-
-    def schedule_step(self, i: int) -> int:
-        return int(self.plan.schedule_index[self.positions[i]])
-
-    def sigma(self, i: int) -> float:
-        return float(self.sigmas[i])
-
-    def raw_sigma(self, i: int) -> float:
-        return float(self.raw_sigmas[i])
-
     def frame_at_sigma(self, sigma: float) -> int:
         if not self.has_sigmas:
             raise BadParameterError(f"{self.file.name} stores no sigmas: go to a frame by its number")
         return int(np.argmin(np.abs(self.sigmas - float(sigma))))
 
-    # -- frames (``CachedFrames``: what is not cached is read from the file) ----------------------------
+    # -- frames (``FrameSource``: what is not cached is read from the file) ----------------------------
     def _produce(self, missing: List[int]) -> dict:
         return self._load(missing)
 

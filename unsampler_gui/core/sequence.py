@@ -118,10 +118,31 @@ def auto_stride(n_frames: int, visible: int = 400) -> int:
     return max(1, math.ceil(n_frames / max(1, visible)))
 
 
-class CachedFrames:
-    """Frames by index through ``self.cache`` (a ``FrameCache``) for ``self.n_frames`` frames; a subclass's
-    ``_produce(missing)`` gives ``{index: frame}`` for the sorted indices not cached (``Sequence`` makes
-    them, ``core.batch_file.BatchSequence`` reads them from a file)."""
+class FrameSource:
+    """The frames of a plan by index: frame ``i`` is output step ``positions[i]``, with its sigmas
+    (``sigmas``, ``raw_sigmas``) and schedule step (``plan.schedule_index``), through ``self.cache`` (a
+    ``FrameCache``). A subclass's ``_produce(missing)`` gives ``{index: frame}`` for the sorted indices not
+    cached (``Sequence`` makes them, ``core.batch_file.BatchSequence`` reads them from a file)."""
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.positions)
+
+    def step(self, i: int) -> int:
+        """The node's step index of frame ``i`` (0..N-1, low to high noise; ``i`` itself unless frames were
+        selected)."""
+        return self.positions[i]
+
+    def schedule_step(self, i: int) -> int:
+        """The schedule step of frame ``i``: its sigma's index in the scheduler's sigmas (high to low)."""
+        return int(self.plan.schedule_index[self.positions[i]])
+
+    def sigma(self, i: int) -> float:
+        """Model-space sigma of frame ``i``."""
+        return float(self.sigmas[i])
+
+    def raw_sigma(self, i: int) -> float:
+        return float(self.raw_sigmas[i])
 
     def cached(self, i: int) -> Optional[torch.Tensor]:
         """Frame ``i`` if it is in the cache (never makes it)."""
@@ -151,7 +172,7 @@ class CachedFrames:
         raise NotImplementedError
 
 
-class Sequence(CachedFrames):
+class Sequence(FrameSource):
     """Every frame of one plan, on demand (see the module docstring). Building one costs about a frame."""
 
     def __init__(self, plan: Plan, cache_bytes: int = CACHE_BYTES, keyframe_bytes: int = KEYFRAME_BYTES,
@@ -177,29 +198,9 @@ class Sequence(CachedFrames):
 
     # -- what a frame is ---------------------------------------------------------------------------
     @property
-    def n_frames(self) -> int:
-        return len(self.positions)
-
-    @property
     def family(self):
         """The family the frames are of (the plan's, overrides applied)."""
         return self.plan.spec.family
-
-    def step(self, i: int) -> int:
-        """The node's step index of frame ``i`` (0..N-1, low to high noise; ``i`` itself unless frames were
-        selected)."""
-        return self.positions[i]
-
-    def schedule_step(self, i: int) -> int:
-        """The schedule step of frame ``i``: its sigma's index in the scheduler's sigmas (high to low)."""
-        return int(self.plan.schedule_index[self.positions[i]])
-
-    def sigma(self, i: int) -> float:
-        """Model-space sigma of frame ``i``."""
-        return float(self.sigmas[i])
-
-    def raw_sigma(self, i: int) -> float:
-        return float(self.raw_sigmas[i])
 
     def frame_at_sigma(self, sigma: float) -> int:
         """The frame whose model-space sigma is nearest ``sigma``."""
@@ -217,7 +218,7 @@ class Sequence(CachedFrames):
     def keyframe_bytes(self) -> int:
         return self.keyframes * self.plan.step_bytes
 
-    # -- frames (``CachedFrames``: what is not cached is made) ----------------------------------------
+    # -- frames (``FrameSource``: what is not cached is made) ----------------------------------------
     def _produce(self, missing: List[int]) -> dict:
         return self._make(missing)
 
