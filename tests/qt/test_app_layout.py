@@ -101,6 +101,16 @@ def test_the_window_works_at_1024x600(window, qtbot):
     assert not window.panel.run_button.visibleRegion().isEmpty()
 
 
+def test_the_viewer_readout_is_whole_at_1024x600(window, qtbot):
+    """The frame's statistics line wraps in a narrow viewer: none of it is cut off at the right."""
+    window.resize(1024, 600)
+    lab = window.viewer.stats_label
+    qtbot.waitUntil(lambda: lab.text().startswith("mean"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: lab.height() >= lab.heightForWidth(lab.width()), timeout=WAIT_MS)
+    needed = lab.fontMetrics().boundingRect(lab.contentsRect(), int(Qt.TextFlag.TextWordWrap), lab.text())
+    assert needed.width() <= lab.contentsRect().width() and needed.height() <= lab.contentsRect().height()
+
+
 def test_a_geometry_saved_on_a_bigger_screen_is_fitted(qtbot, settings, monkeypatch):
     big = MainWindow(settings)
     qtbot.addWidget(big)

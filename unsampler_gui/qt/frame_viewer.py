@@ -171,6 +171,7 @@ class FrameViewer(QWidget):
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for lab in (self.step_label, self.stats_label):
             lab.setTextFormat(Qt.TextFormat.PlainText)
+            lab.setWordWrap(True)  # a narrow viewer (1024x600) wraps the readout instead of cutting it
             lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.hist_plot = pg.PlotWidget(self, axisItems=sparse_axes("left", "bottom"))
