@@ -182,7 +182,32 @@ def test_metainfo_matches_project():
 def test_pyinstaller_spec_compiles():
     source = (PKG / "unsampler.spec").read_text(encoding="utf-8")
     compile(source, "unsampler.spec", "exec")
-    assert "unsampler_gui/core/data" in source and '"resources"' in source
+    assert "package_data(ROOT)" in source and '"resources"' in source
+
+
+def test_the_frozen_build_carries_all_package_data():
+    """Every file of pyproject.toml's package data inside the package (core/data, core/vae/data, ...) is in the
+    bundle, at its package path: a frozen app once lacked core/vae/data/vae.json."""
+    import re
+    import sys
+
+    sys.path.insert(0, str(PKG))
+    try:
+        from bundle_data import package_data
+    finally:
+        sys.path.remove(str(PKG))
+    bundled = {(Path(src).resolve(), dest) for src, dest in package_data(ROOT)}
+    section = (ROOT / "pyproject.toml").read_text(encoding="utf-8").split("[tool.setuptools.package-data]")[1]
+    section = section.split("\n[")[0]
+    wanted = set()
+    for pkg, globs in re.findall(r'^"([\w.]+)"\s*=\s*\[(.*?)\]', section, re.M):
+        folder = Path(*pkg.split("."))
+        if not (ROOT / folder).is_dir():
+            continue  # resources/ is bundled from the repository root by the spec itself
+        for pattern in re.findall(r'"([^"]+)"', globs):
+            wanted |= {(p.resolve(), folder.as_posix()) for p in (ROOT / folder).glob(pattern)}
+    assert wanted and (ROOT / "unsampler_gui/core/vae/data/vae.json").resolve() in {p for p, _ in wanted}
+    assert wanted <= bundled, sorted(str(p) for p, _ in wanted - bundled)
 
 
 def test_build_script_syntax():
