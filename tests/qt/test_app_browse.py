@@ -126,6 +126,11 @@ def test_a_foreign_batch_is_the_input_and_can_be_browsed(window, qtbot, tmp_path
     with pytest.raises(core.BadParameterError, match="no stored sigmas; give a frame number"):
         window.grid.frame_for("\u03c3 3")
     assert window.grid.frame_for("3") == 3
+    # the sigma plot draws no schedule (the form's would not be this file's), and says why
+    assert window.plot.data() is None and len(window.plot.full_curve.getData()[0] or ()) == 0
+    assert "four.latent stores no parameters" in window.plot.readout.text()
+    window.browse_bar.back_button.click()  # back to noising: the form's schedule again
+    qtbot.waitUntil(lambda: window.plot.data() is not None, timeout=WAIT_MS)
 
 
 def test_a_truncated_batch_file_is_a_message_and_changes_nothing(window, qtbot, export30, tmp_path, monkeypatch):

@@ -155,6 +155,8 @@ class Browser(QObject):
         req = schedule_request(bf)
         if req is not None:
             win.plot.set_request(req)
+        else:  # the form's schedule is not this file's: draw none rather than a wrong one
+            win.plot.show_none(f"{printable(bf.name)} stores no parameters to draw its schedule from")
         params = bf.describe_params()
         notes = "\n".join(printable(n) for n in bf.notes)
         self.bar.show_state(f"Browsing {printable(bf.name)}: {frames_line(bf)} · {params}",

@@ -196,6 +196,21 @@ class SigmaPlot(QWidget):
         self._request = request
         self._compute.submit(lambda task: compute_sigma_data(request))
 
+    def show_none(self, text: str) -> None:
+        """Draw no schedule, and say why in the readout (frames with no stored sigmas, e.g. a browsed
+        foreign batch): the last schedule, and any still being computed, are dropped."""
+        self._compute.drop()
+        self._request = self._data = None
+        self._selected = None
+        pi = self.plot.getPlotItem()
+        for curve in (self.full_curve, self.slice_curve, self.hover):
+            curve.setData([], [])
+        for name in list(self.compare_curves):
+            pi.removeItem(self.compare_curves.pop(name))
+        self.region.setVisible(False)
+        self._draw_marker()
+        self.readout.setText(text)
+
     def set_compare(self, names) -> None:
         """Overlay these schedulers' full schedules."""
         names = [n for n in names if n in core.scheduler_names()]
