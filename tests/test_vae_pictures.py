@@ -315,6 +315,26 @@ def test_vae_choices_order(tmp_path):
     assert [c.label for c in flux] == ["models/vae/ae.safetensors"]
 
 
+def test_vae_choices_put_the_users_file_after_the_checkpoints(tmp_path):
+    """A VAE file the user chose comes after the checkpoint's own VAE and before models/vae (listed once); one
+    that does not fit is a note, unless the user insists (chose it just now: loading it will say why)."""
+    root = comfy_folder(tmp_path / "ComfyUI")
+    kl = vf.kl_network(seed=9)
+    ckpt = vf.full_checkpoint(root / "models" / "checkpoints" / "sd15.safetensors", vf.ldm_layout(kl))
+    other = vf.save_safetensors(root / "models" / "vae" / "any_vae.safetensors", vf.ldm_layout(kl))
+    mine = vf.save_safetensors(root / "models" / "vae" / "mine.safetensors", vf.ldm_layout(kl))
+    choices, _ = vae_choices("SD15", checkpoint=ckpt, comfy_root=root, user_file=mine)
+    assert [(c.kind, c.path) for c in choices] == [("checkpoint", str(ckpt)), ("file", str(mine)),
+                                                   ("file", str(other))]
+    flux = vf.save_safetensors(tmp_path / "ae.safetensors",
+                               vf.ldm_layout(vf.kl_network(seed=9, latent_channels=16, quant=False)))
+    choices, notes = vae_choices("SD15", comfy_root=root, user_file=flux)
+    assert all(c.path != str(flux) for c in choices)
+    assert any(n.startswith("ae.safetensors: ") and "16-channel" in n for n in notes)
+    choices, _ = vae_choices("SD15", comfy_root=root, user_file=flux, insist=True)
+    assert choices[0].path == str(flux)
+
+
 def test_picture_latent_without_vae(tmp_path):
     from unsampler_gui.core.vae import picture_latent
 

@@ -7,15 +7,13 @@ step order: each chunk's noise is drawn in parallel, then the chunk is walked fr
 from __future__ import annotations
 
 import collections
-import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from . import chunks
-from .devices import alloc, default_threads, one_intraop_thread
+from .devices import alloc, default_threads, lower_thread_priority, one_intraop_thread
 from .frames import FrameMaker
 from .job import Plan, Reporter, UnsampleResult, check_cancel
 from .prefault import prefault
@@ -34,7 +32,7 @@ def run_cpu(plan: Plan, reporter: Reporter, sink) -> UnsampleResult:
         lend = 0 if maker.trajectory else chunk  # chunks made in the output's own buffers, one slot each
         with sink.open(plan, chunk_rows=lend, slots=chunks.in_flight(threads)) as out:  # removed if anything fails
             emitter = Emitter(plan, reporter, out, shift)
-            init = _lower_thread_priority if reporter.background else None
+            init = lower_thread_priority if reporter.background else None
             if init:
                 init()
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unsample", initializer=init) as pool:
@@ -45,15 +43,6 @@ def run_cpu(plan: Plan, reporter: Reporter, sink) -> UnsampleResult:
                     _independent(maker, plan, reporter, pool, threads, chunk, out, emitter)
             latent, path = out.commit()
     return UnsampleResult(plan=plan, latent=latent, path=path, seconds=time.perf_counter() - t0, device="cpu")
-
-
-def _lower_thread_priority(niceness: int = 10) -> None:
-    """Lower the calling thread's scheduling priority (Linux: per thread; elsewhere a no-op)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
-    except (AttributeError, OSError):
-        pass
 
 
 def _parallel(pool: ThreadPoolExecutor, threads: int, n: int, fn) -> None:

@@ -22,8 +22,6 @@ connects them to the worker's ``plan_ack`` and ``first_frames_ack``.
 """
 from __future__ import annotations
 
-import os
-import threading
 import weakref
 from typing import Optional
 
@@ -32,7 +30,7 @@ import torch
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 
 from .. import core
-from ..core.devices import human_bytes
+from ..core.devices import human_bytes, lower_thread_priority
 from ..core.sequence import CACHE_BYTES, Sequence
 from ..core.stats import StepStats, frame_stats
 from .background import Background
@@ -48,15 +46,6 @@ FIRST_FRAMES_LIMIT_MS = 300
 #: A sequence's statistics start this long after it is shown, when no newer one came meanwhile
 #: (milliseconds): while the user types into Steps they do not compete with the frames on screen.
 STATS_DELAY_MS = 250
-
-
-def _lower_priority(niceness: int = 10) -> None:
-    """Lower the calling thread's CPU priority (Linux: per-thread niceness); elsewhere nothing."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
-    except (AttributeError, OSError):
-        pass
 
 
 class _Coalescer(QObject):
@@ -250,7 +239,7 @@ class FrameStore(QObject):
             return
 
         def stats(task):
-            _lower_priority()  # the statistics yield the CPU to the window and to the frames it shows
+            lower_thread_priority()  # the statistics yield the CPU to the window and to the frames it shows
             for rows, fs in seq.stats_chunks(task.is_cancelled):
                 task.post((rows, fs))
 

@@ -31,12 +31,13 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QToo
 
 from ..core.errors import BadFileError, printable
 from ..core.inputs import picture_loaded
+from ..core.vae.weights import WEIGHT_EXTENSIONS
 from . import errors
 from .background import Background
 from .param_panel import info_label
 from .wheel_guard import guard_wheel
 
-VAE_FILTER = "VAE files (*.safetensors *.sft *.ckpt *.pt *.pth *.bin);;All files (*)"
+VAE_FILTER = f"VAE files ({' '.join('*' + e for e in WEIGHT_EXTENSIONS)});;All files (*)"
 APPROXIMATE = ("approximate",)
 APPROXIMATE_LABEL = "approximate: latent preview inverse (no VAE)"
 
@@ -96,19 +97,13 @@ def read_source(path: str, kind: str, comfy_root: str) -> _Read:
 def encode_source(picture, family, checkpoint: Optional[str], comfy_root: str, remembered: str, wanted,
                   device: str, task) -> _Encoded:
     """Encode ``picture`` for ``family`` with the wanted VAE (None: the first in ComfyUI's order)."""
-    from ..core.vae import VaeChoice, picture_latent, vae_choices
-    from ..core.vae.find import layout_fits
+    from ..core.vae import picture_latent, vae_choices
+    from ..core.vae.find import user_vae
 
-    choices, notes = vae_choices(family, checkpoint=checkpoint, comfy_root=comfy_root or None)
+    picked_now = bool(remembered) and wanted == choice_key(user_vae(remembered))  # tried, and told if it fails
+    choices, notes = vae_choices(family, checkpoint=checkpoint, comfy_root=comfy_root or None,
+                                 user_file=remembered or None, insist=picked_now)
     choices = [c for c in choices if c.can_encode]
-    if remembered and not any(c.path == remembered for c in choices):
-        mine = VaeChoice("file", os.path.basename(remembered), path=remembered)
-        why = layout_fits(remembered, family)
-        if why is None or wanted == choice_key(mine):  # a file the user picks now is tried, and told if it fails
-            at = sum(1 for c in choices if c.kind == "checkpoint")  # after the checkpoint's own VAE
-            choices.insert(at, mine)
-        else:
-            notes.append(f"{os.path.basename(remembered)}: {why}")
     options = [(choice_key(c), c) for c in choices] + [(APPROXIMATE, None)]
     picked_key, picked = next((o for o in options if o[0] == wanted), options[0])
 

@@ -25,6 +25,7 @@ from ..core.sequence import FrameCache
 from ..core.vae import previews as vp
 from . import errors
 from .background import Background
+from .picture_source import VAE_FILTER
 from .preview_decoders import PreviewDecoders
 
 #: Bytes of decoded pictures the viewer keeps (a 512x512 picture is 768 KiB; 1024x1024, 3 MiB).
@@ -150,8 +151,7 @@ class ViewerDecode(QObject):
 
     def browse(self) -> None:
         """Ask for a VAE, checkpoint or TAESD decoder file for the previews."""
-        path, _ = QFileDialog.getOpenFileName(self.viewer, "VAE or TAESD decoder for previews", "",
-                                              "Weights (*.safetensors *.pth *.pt *.ckpt *.sft);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self.viewer, "VAE or TAESD decoder for previews", "", VAE_FILTER)
         if path:
             self.pick_file(path)
 

@@ -5,7 +5,7 @@ Qt-free; diffusers is imported only when a network is built (``networks.import_d
 - ``read_picture(path)`` -> ``Picture`` (pixels as LoadImage gives them, PNG text chunks);
 - ``picture_latent(picture, family, vae_file=, checkpoint=, comfy_root=, allow_approximate=, device=, cancel=,
   progress=)`` -> ``PictureLatent`` (the raw latent, how it was made, notes);
-- ``vae_choices(family, checkpoint=, comfy_root=)`` -> the VAEs to offer, in order; ``VaeChoice.load()``;
+- ``vae_choices(family, checkpoint=, comfy_root=, user_file=)`` -> the VAEs to offer, in order; ``VaeChoice.load()``;
 - ``load_vae(path)`` / ``load_taesd(encoder=, decoder=)`` -> ``Vae``; ``Vae.encode(pixels)``;
   ``decode_to_uint8(vae, latents, time_index=, batch=, cancel=, progress=)`` -> uint8 frames;
 - ``comfyui_settings(path)`` -> ``ComfySettings`` from a ComfyUI picture or workflow ``.json``.

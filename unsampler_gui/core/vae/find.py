@@ -122,11 +122,20 @@ def _diffusers_folder_vae(folder) -> Optional[str]:
     return None
 
 
-def vae_choices(family, checkpoint=None, comfy_root=None) -> tuple:
+def user_vae(path) -> VaeChoice:
+    """A VAE file the user chose."""
+    p = os.fspath(path)
+    return VaeChoice("file", os.path.basename(p), path=p)
+
+
+def vae_choices(family, checkpoint=None, comfy_root=None, user_file=None, insist: bool = False) -> tuple:
     """``([VaeChoice], [notes])`` in the order to try: the checkpoint's VAE (a diffusers folder's ``vae/``),
-    ``models/vae`` files, TAESD."""
+    ``user_file`` (a VAE file the user chose) when it fits the family, ``models/vae`` files, TAESD. With
+    ``insist`` (the user chose it just now) ``user_file`` is offered even when its header says it does not
+    fit, so that loading it says why."""
     fam = get_family(family)
     out, notes = [], []
+    mine = user_vae(user_file) if user_file else None
     folder_vae = _diffusers_folder_vae(checkpoint) if checkpoint is not None else None
     if folder_vae is not None:
         why = layout_fits(folder_vae, fam)
@@ -141,10 +150,16 @@ def vae_choices(family, checkpoint=None, comfy_root=None) -> tuple:
             out.append(own)
         else:
             notes.append(f"{os.path.basename(os.fspath(checkpoint))} holds no VAE for {fam.display_name}")
+    if mine is not None:
+        why = None if insist else layout_fits(mine.path, fam)
+        if why is None:
+            out.append(mine)
+        else:
+            notes.append(f"{mine.label}: {why}")
     if comfy_root:
         try:
             files, why = folder_vaes(comfy_root, fam)
-            out += files
+            out += [c for c in files if mine is None or c.path != mine.path]
             notes += why
             tae = taesd_choice(comfy_root, fam)
             if tae is not None:
