@@ -20,7 +20,6 @@ import errno
 import fcntl
 import os
 import threading
-from typing import Optional
 
 import numpy as np
 import torch
